@@ -1,0 +1,48 @@
+# Landcover — developer and user entry points. See README.md.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+APT_PACKAGES := qgis python3-qgis qgis-providers python3-rasterio python3-gdal pyqt5-dev-tools xvfb xauth zip
+STAMP := $(VENV)/.setup-stamp
+export QT_QPA_PLATFORM ?= offscreen
+
+.PHONY: setup demo test package resources clean train-flair
+
+setup: $(STAMP) landcover_plugin/resources.py
+
+# apt packages are installed only when one is missing, so a second `make setup` is quick.
+$(STAMP): requirements.txt constraints.txt pyproject.toml
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "apt: installing $$missing"; \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+	test -x $(PY) || /usr/bin/python3 -m venv --system-site-packages $(VENV)
+	$(PY) -m pip install -q -c constraints.txt -r requirements.txt
+	$(PY) -m pip install -q -c constraints.txt --no-deps -e .
+	touch $(STAMP)
+
+landcover_plugin/resources.py: resources.qrc landcover_plugin/icons/landcover.svg
+	pyrcc5 -o $@ resources.qrc
+
+resources: landcover_plugin/resources.py
+
+demo: setup
+	$(VENV)/bin/landcover classify landcover_plugin/sample/flair_sample.tif out/flair_sample_classes.tif \
+	  --confidence out/flair_sample_confidence.tif
+	$(PY) -m landcover_plugin.preview landcover_plugin/sample/flair_sample.tif out/flair_sample_classes.tif out/flair_sample_preview.png
+	@echo "Demo outputs in out/: flair_sample_classes.tif (+ .qml), flair_sample_confidence.tif, flair_sample_preview.png"
+
+test: setup
+	$(PY) -m pytest -q tests
+
+package: setup
+	$(PY) scripts/package.py dist/landcover_plugin.zip
+
+# Reproduces models/flair-rgb.onnx (fixed seed, CPU); see models/flair-rgb.md.
+train-flair: setup
+	$(VENV)/bin/landcover train --config models/flair-rgb.train.json --output models/flair-rgb.onnx
+
+clean:
+	rm -rf out dist build .pytest_cache

@@ -1,0 +1,150 @@
+"""Command-line interface: ``landcover classify|models|info|train`` (also ``python -m landcover_plugin``).
+
+Errors the user can fix print one line to stderr and exit with status 2; no traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from .errors import LandcoverError
+
+
+def _bands(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(b) for b in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--bands takes 1-based band numbers like 1,2,3, got {text!r}") from None
+
+
+def _classify(args) -> int:
+    from tqdm import tqdm
+
+    from .engine.classify import ClassifyParams, classify
+
+    params = ClassifyParams(args.input, args.output, args.model, args.tile_size, args.overlap, args.batch_size,
+                            args.device, args.confidence, args.bands, args.threads)
+    bar = tqdm(total=100, unit="%", desc="classify", disable=args.quiet or None,
+               bar_format="{l_bar}{bar}| {n:.0f}/{total}% [{elapsed}<{remaining}]")
+    info = (lambda m: None) if args.quiet else tqdm.write
+
+    def progress(fraction: float) -> None:
+        bar.update(100 * fraction - bar.n)
+
+    try:
+        result = classify(params, progress=progress, info=info)
+    finally:
+        bar.close()
+    if not args.quiet:
+        print(summary_text(result))
+    return 0
+
+
+def summary_text(result) -> str:
+    """The closing summary: output, pixels, seconds, MP/s, provider and the class-area table."""
+    lines = [f"Wrote {result.output}" + (f" and {result.confidence}" if result.confidence else ""),
+             f"{result.width}×{result.height} px ({result.width * result.height / 1e6:.2f} MP, {result.valid_pixels:,} valid) "
+             f"in {result.seconds:.1f} s = {result.megapixels_per_second:.2f} MP/s on {result.provider}; model {result.model_name}, {result.bands}"]
+    georef = result.pixel_area_m2 is not None
+    lines.append(f"{'class':<24}{'pixels':>14}" + (f"{'km²':>12}" if georef else "") + f"{'%':>8}")
+    for name, pixels, km2, pct in result.class_table():
+        lines.append(f"{name:<24}{pixels:>14,}" + (f"{km2:>12.6f}" if georef else "") + f"{pct:>8.2f}")
+    return "\n".join(lines)
+
+
+def _models(args) -> int:
+    from .model.adapter import read_metadata
+    from .model.registry import DEFAULT_MODEL, bundled_models
+
+    for name, path in bundled_models().items():
+        meta = read_metadata(path)
+        default = " (default)" if name == DEFAULT_MODEL else ""
+        print(f"{name}{default}: {meta.num_classes} classes, {meta.num_bands} bands, GSD {meta.gsd} m — {path}")
+        print("    " + ", ".join(f"{v}={n}" for v, n in zip(meta.class_values, meta.class_names)))
+    return 0
+
+
+def _info(args) -> int:
+    from .model.adapter import read_metadata, sha256
+    from .model.registry import resolve_model
+
+    path = resolve_model(args.model)
+    meta = read_metadata(path)
+    print(f"{path}\n  sha256 {sha256(path)}")
+    for key in ("name", "version", "description", "license", "attribution"):
+        if getattr(meta, key):
+            print(f"  {key}: {getattr(meta, key)}")
+    print(f"  input: {meta.num_bands} bands {list(meta.input_bands or [])}, value range {list(meta.value_range)}, "
+          f"mean {list(meta.mean or [])}, std {list(meta.std or [])}")
+    print(f"  GSD {meta.gsd} m/px, tile {meta.tile_size} px, overlap {meta.overlap} px, padding {meta.padding} px, output {meta.output}")
+    print("  classes:")
+    for v, n, c in zip(meta.class_values, meta.class_names, meta.class_colors):
+        print(f"    {v:>3}  {c}  {n}")
+    return 0
+
+
+def _train(args) -> int:
+    from .train.config import load_config
+    from .train.trainer import train
+
+    config = load_config(args.config, steps=args.steps, seed=args.seed)
+    run_dir = args.run_dir or Path("runs") / f"{config.name}-{datetime.now():%Y%m%d-%H%M%S}"
+    command = "landcover " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    summary = train(config, args.output, run_dir, command=command)
+    print(f"{config.name}: validation mIoU {summary['val_miou']:.4f} (step {summary['best_step']}), "
+          f"{summary['train_seconds'] / 60:.1f} min; model {args.output}, run folder {run_dir}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="landcover", description="Land-cover classification of rasters with ONNX segmentation models.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("classify", help="classify a raster into a styled class GeoTIFF")
+    p.add_argument("input", help="input raster (GeoTIFF, VRT, JPEG, PNG, ... anything GDAL reads)")
+    p.add_argument("output", help="output class GeoTIFF (.tif); a .qml style is written beside it")
+    p.add_argument("--model", help="bundled model name or ONNX path (default: flair-rgb)")
+    p.add_argument("--tile-size", type=int, help="tile edge in px (default: the model's)")
+    p.add_argument("--overlap", type=int, help="overlap between tiles in px (default: the model's)")
+    p.add_argument("--batch-size", type=int, default=4, help="tiles per inference call (default 4)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="execution device (default auto)")
+    p.add_argument("--confidence", help="also write the maximum class probability to this GeoTIFF")
+    p.add_argument("--bands", type=_bands, help="1-based input bands in the model's order, e.g. 1,2,3")
+    p.add_argument("--threads", type=int, help="CPU threads for onnxruntime (default: all cores)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    p.set_defaults(func=_classify)
+
+    p = sub.add_parser("models", help="list bundled models and their classes")
+    p.set_defaults(func=_models)
+
+    p = sub.add_parser("info", help="show a model's metadata")
+    p.add_argument("model", nargs="?", help="bundled model name or ONNX path (default: flair-rgb)")
+    p.set_defaults(func=_info)
+
+    p = sub.add_parser("train", help="train a model from image + label raster pairs and export it to ONNX")
+    p.add_argument("--config", required=True, help="training config JSON (pairs, classes, hyper-parameters)")
+    p.add_argument("--output", required=True, help="ONNX file to write (a model card .md is written beside it)")
+    p.add_argument("--run-dir", type=Path, help="run folder (default runs/NAME-TIMESTAMP)")
+    p.add_argument("--steps", type=int, help="override the config's number of steps")
+    p.add_argument("--seed", type=int, help="override the config's random seed")
+    p.set_defaults(func=_train)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except LandcoverError as exc:
+        print(f"landcover: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("landcover: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The QGIS-free classification engine: window grid → reader → model adapter → blender → writer."""

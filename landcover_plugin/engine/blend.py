@@ -1,0 +1,80 @@
+"""Blending of overlapping tiles' class probabilities.
+
+Each tile's probabilities are multiplied by a smooth window weight and summed, together with the
+weights, over the raster; a pixel's class is the argmax of the sum once every tile covering it has
+been added. The weight along each axis is a Hann window (sin² taper; as in overlap-add synthesis,
+Harris 1978) over the tile's reliable core, zero inside the model's ``padding``, and flat (1) on the
+side of a tile that touches the raster edge, so edge pixels are fully weighted. Invalid pixels
+(nodata, alpha 0) get weight 0 and end up with no weight at all: they are written as nodata.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .windows import Window
+
+
+def axis_weights(start: int, size: int, length: int, padding: int = 0) -> np.ndarray:
+    """Weights ``(size,)`` float32 along one axis for a tile at ``start`` of a raster ``length`` px long."""
+    at_start, at_end = start == 0, start + size >= length
+    lo = 0 if at_start else min(padding, size // 2)
+    hi = size if at_end else size - min(padding, size // 2)
+    n = hi - lo
+    w = np.zeros(size, np.float32)
+    j = np.arange(n)
+    core = np.sin(np.pi * (j + 0.5) / n) ** 2
+    if at_start:
+        core[: n // 2] = 1.0
+    if at_end:
+        core[n // 2:] = 1.0
+    w[lo:hi] = core
+    return w
+
+
+def tile_weights(w: Window, width: int, height: int, padding: int = 0) -> np.ndarray:
+    """2-D weights ``(h, w)`` float32 for window ``w`` of a ``width`` × ``height`` raster."""
+    return np.outer(axis_weights(w.row, w.height, height, padding), axis_weights(w.col, w.width, width, padding))
+
+
+class RowAccumulator:
+    """Weighted probability sums for a band of raster rows, released top-down as rows become final.
+
+    Holds ``(K, rows, width)`` float32 for at most ``max_rows`` rows (the tile height), so memory does
+    not grow with the raster's height.
+    """
+
+    def __init__(self, width: int, num_classes: int, max_rows: int):
+        self.top = 0
+        self.sums = np.zeros((num_classes, max_rows, width), np.float32)
+        self.weights = np.zeros((max_rows, width), np.float32)
+
+    def add(self, w: Window, probs: np.ndarray, weight: np.ndarray) -> None:
+        """Add probabilities ``(K, h, w)`` times ``weight`` ``(h, w)`` at window ``w``."""
+        r0 = w.row - self.top
+        rows = slice(r0, r0 + w.height)
+        cols = slice(w.col, w.col + w.width)
+        self.sums[:, rows, cols] += probs * weight
+        self.weights[rows, cols] += weight
+
+    def release(self, until_row: int) -> tuple[np.ndarray, np.ndarray]:
+        """Return (sums ``(K, n, W)``, weights ``(n, W)``) for the final rows ``[top, until_row)`` and
+        drop them; the rows below move up."""
+        n = until_row - self.top
+        sums, weights = self.sums[:, :n].copy(), self.weights[:n].copy()
+        keep = self.weights.shape[0] - n
+        self.sums[:, :keep] = self.sums[:, n:]
+        self.weights[:keep] = self.weights[n:]
+        self.sums[:, keep:] = 0
+        self.weights[keep:] = 0
+        self.top = until_row
+        return sums, weights
+
+
+def finalize(sums: np.ndarray, weights: np.ndarray, values: np.ndarray, nodata: int) -> tuple[np.ndarray, np.ndarray]:
+    """Class raster ``(n, W)`` uint8 (``values[argmax]``, ``nodata`` where no weight) and confidence
+    ``(n, W)`` float32 (the blended maximum class probability; -1 where no weight)."""
+    covered = weights > 0
+    classes = np.where(covered, values[sums.argmax(axis=0)], nodata).astype(np.uint8)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        confidence = np.where(covered, sums.max(axis=0) / weights, -1.0).astype(np.float32)
+    return classes, confidence

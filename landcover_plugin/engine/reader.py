@@ -1,0 +1,127 @@
+"""Input rasters: open, choose the model's bands, read windows with their validity mask.
+
+Reading is windowed with rasterio; the validity mask of a window combines GDAL's dataset mask
+(alpha band, or the bands' nodata values) and NaN in float bands.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from rasterio.enums import ColorInterp
+from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+from rasterio.windows import Window as RioWindow
+
+from ..errors import LandcoverError
+from .windows import Window
+
+
+@dataclass
+class InputRaster:
+    """An open input raster with the bands chosen for the model.
+
+    ``bands``: 1-based band indexes in model order; ``band_note``: how they were chosen;
+    ``gsd``: pixel size in metres (``None`` when unknown); ``pixel_area``: m² (``None`` when unknown).
+    """
+
+    path: Path
+    dataset: rasterio.io.DatasetReader
+    bands: tuple[int, ...]
+    band_note: str
+    georeferenced: bool
+    gsd: float | None
+    pixel_area: float | None
+
+    @property
+    def width(self) -> int:
+        return self.dataset.width
+
+    @property
+    def height(self) -> int:
+        return self.dataset.height
+
+    def read(self, w: Window) -> tuple[np.ndarray, np.ndarray]:
+        """Raw values ``(C, h, w)`` in the raster's dtype and validity ``(h, w)`` bool."""
+        win = RioWindow(w.col, w.row, w.width, w.height)
+        data = self.dataset.read(self.bands, window=win)
+        valid = self.dataset.dataset_mask(window=win) > 0
+        if data.dtype.kind == "f":
+            valid &= np.isfinite(data).all(axis=0)
+        return data, valid
+
+    def close(self) -> None:
+        self.dataset.close()
+
+
+def _pixel_size_m(ds) -> tuple[float | None, float | None]:
+    """(GSD in m, pixel area in m²) from the CRS and geotransform; (None, None) when unknown."""
+    if ds.crs is None:
+        return None, None
+    t = ds.transform
+    sx, sy = math.hypot(t.a, t.d), math.hypot(t.b, t.e)
+    if ds.crs.is_projected:
+        factor = ds.crs.linear_units_factor[1]
+        return math.sqrt(sx * sy) * factor, abs(t.a * t.e - t.b * t.d) * factor * factor
+    if ds.crs.is_geographic:
+        lat = math.radians(ds.xy(ds.height / 2, ds.width / 2)[1])
+        mx, my = sx * 111_320 * math.cos(lat), sy * 110_574
+        return math.sqrt(mx * my), mx * my
+    return None, None
+
+
+def choose_bands(colorinterp: list[str], needed: int, names: tuple[str, ...] | None) -> tuple[tuple[int, ...], str]:
+    """1-based bands for a model of ``needed`` bands named ``names`` (colour interpretations).
+
+    Bands whose colour interpretation matches every name are taken in the model's order; otherwise the
+    first ``needed`` non-alpha bands. Raises ``LandcoverError`` when fewer bands exist than needed.
+    """
+    usable = [i + 1 for i, ci in enumerate(colorinterp) if ci != "alpha"]
+    if len(usable) < needed:
+        wanted = f" ({', '.join(names)})" if names else ""
+        raise LandcoverError(f"the input has {len(usable)} image band(s) but the model needs {needed}{wanted}: "
+                             "use a raster with those bands or a model made for this band count")
+    if names and all(n in colorinterp for n in names):
+        bands = tuple(colorinterp.index(n) + 1 for n in names)
+        return bands, f"bands {','.join(map(str, bands))} ({', '.join(names)}, by colour interpretation)"
+    bands = tuple(usable[:needed])
+    why = "colour interpretation does not name the model's bands" if names else "the model names no bands"
+    return bands, f"bands {','.join(map(str, bands))} (first {needed}; {why})"
+
+
+def open_input(path: str | Path, needed: int, names: tuple[str, ...] | None,
+               bands: tuple[int, ...] | None = None) -> InputRaster:
+    """Open ``path`` and choose ``needed`` bands (``bands`` overrides the choice, 1-based).
+
+    Raises ``LandcoverError`` for a missing file, a file GDAL cannot read as a raster, band indexes
+    out of range, or too few bands.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise LandcoverError(f"input raster not found: {path}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        try:
+            ds = rasterio.open(path)
+        except RasterioIOError:
+            raise LandcoverError(f"input {path} is not a raster GDAL can read: give a GeoTIFF, VRT, JPEG, PNG or other GDAL raster") from None
+    try:
+        colorinterp = [ci.name if isinstance(ci, ColorInterp) else str(ci) for ci in ds.colorinterp]
+        if bands:
+            bad = [b for b in bands if not 1 <= b <= ds.count]
+            if bad:
+                raise LandcoverError(f"band(s) {bad} do not exist: the input has bands 1..{ds.count}")
+            if len(bands) != needed:
+                raise LandcoverError(f"{len(bands)} band(s) given but the model needs {needed}: pass {needed} to --bands")
+            note = f"bands {','.join(map(str, bands))} (as requested)"
+        else:
+            bands, note = choose_bands(colorinterp, needed, names)
+        georeferenced = ds.crs is not None or not ds.transform.is_identity
+        gsd, area = _pixel_size_m(ds)
+        return InputRaster(path, ds, tuple(bands), note, georeferenced, gsd, area)
+    except Exception:
+        ds.close()
+        raise

@@ -1,0 +1,1 @@
+"""Model metadata schema, bundled-model registry and the ONNX model adapter."""

@@ -1,0 +1,135 @@
+"""The ONNX model adapter: ``(B, C, H, W)`` float32 in, ``(B, K, H, W)`` float32 probabilities out.
+
+The adapter owns the onnxruntime session, the execution-provider choice, input normalisation and the
+padding of tiles to sizes the network accepts; tiling, blending and I/O are the engine's.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+from ..errors import LandcoverError, ModelError
+from .metadata import ModelMetadata, parse_metadata
+
+log = logging.getLogger(__name__)
+DEVICES = ("auto", "cpu", "cuda")
+_PROVIDERS = {"cuda": "CUDAExecutionProvider", "cpu": "CPUExecutionProvider"}
+SIZE_MULTIPLE = 32  # tiles are padded to a multiple of the network's total stride
+
+
+def choose_providers(device: str, available: list[str] | None = None) -> list[str]:
+    """Execution providers for ``device`` (``auto``, ``cpu`` or ``cuda``) from ``available``
+    (default ``onnxruntime.get_available_providers()``).
+
+    ``auto`` takes CUDA when onnxruntime offers it, else CPU. Raises ``LandcoverError`` when ``cuda``
+    is asked for but this onnxruntime has no CUDA execution provider, or for an unknown device.
+    """
+    available = ort.get_available_providers() if available is None else available
+    if device not in DEVICES:
+        raise LandcoverError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
+    if device == "cuda" or (device == "auto" and _PROVIDERS["cuda"] in available):
+        if _PROVIDERS["cuda"] not in available:
+            raise LandcoverError("device 'cuda' asked for, but this onnxruntime has no CUDA execution provider "
+                                 f"(available: {', '.join(available)}): install onnxruntime-gpu or use --device cpu")
+        return [_PROVIDERS["cuda"], _PROVIDERS["cpu"]]
+    return [_PROVIDERS["cpu"]]
+
+
+def sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_metadata(path: str | Path) -> ModelMetadata:
+    """Load and validate an ONNX file's metadata without creating a session.
+
+    Raises ``ModelError`` for a file that is not a valid ONNX model or whose metadata is invalid.
+    """
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # onnx raises DecodeError, OSError, ... for non-ONNX files
+        raise ModelError(f"cannot read ONNX model {path}: {type(exc).__name__}: the file is not a valid ONNX model") from None
+    props = {p.key: p.value for p in model.metadata_props}
+    try:
+        return parse_metadata(props)
+    except ModelError as exc:
+        raise ModelError(f"{path}: {exc}") from None
+
+
+class OnnxModel:
+    """An ONNX segmentation model ready to run.
+
+    ``predict(x)`` takes raw band values ``(B, C, H, W)`` float32 (already band-selected, nodata filled)
+    and returns class probabilities ``(B, K, H, W)`` float32. ``provider`` is the execution provider
+    the session really uses (``session.get_providers()[0]``).
+    Raises ``ModelError`` for an unreadable model or metadata that does not match the network.
+    """
+
+    def __init__(self, path: str | Path, device: str = "auto", threads: int | None = None):
+        self.path = Path(path)
+        self.meta = read_metadata(self.path)
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        providers = choose_providers(device)
+        try:
+            self.session = ort.InferenceSession(str(self.path), options, providers=providers)
+        except Exception as exc:
+            raise ModelError(f"onnxruntime cannot load {self.path}: {str(exc).splitlines()[0]}") from None
+        self.provider = self.session.get_providers()[0]
+        if device == "cuda" and self.provider != _PROVIDERS["cuda"]:
+            raise LandcoverError(f"CUDA execution provider failed to start (session uses {self.provider}): check the CUDA/cuDNN install or use --device cpu")
+        inputs = self.session.get_inputs()
+        self.input_name = inputs[0].name
+        shape = inputs[0].shape
+        self.num_bands = shape[1] if isinstance(shape[1], int) else self.meta.num_bands
+        if self.num_bands is None:
+            raise ModelError(f"{self.path}: the input band count is neither fixed in the network nor given by 'input_bands'")
+        if self.meta.num_bands is not None and self.meta.num_bands != self.num_bands:
+            raise ModelError(f"{self.path}: metadata describes {self.meta.num_bands} input bands but the network takes {self.num_bands}")
+        self.fixed_size = tuple(d if isinstance(d, int) else None for d in shape[2:4])
+        low, high = self.meta.value_range
+        mean = np.asarray(self.meta.mean or [0.0] * self.num_bands, np.float32)
+        std = np.asarray(self.meta.std or [1.0] * self.num_bands, np.float32)
+        # (x - low) / (high - low) then (x - mean) / std, folded into one multiply-add per band.
+        self._scale = (1.0 / ((high - low) * std))[None, :, None, None].astype(np.float32)
+        self._offset = (-(low / (high - low)) / std - mean / std)[None, :, None, None].astype(np.float32)
+        log.info("model %s on %s", self.path.name, self.provider)
+
+    @property
+    def sha256(self) -> str:
+        return sha256(self.path)
+
+    def padded_size(self, height: int, width: int) -> tuple[int, int]:
+        """The (H, W) px the network is run at for a tile of ``height`` × ``width``."""
+        fh, fw = self.fixed_size
+        up = lambda n: -(-n // SIZE_MULTIPLE) * SIZE_MULTIPLE  # noqa: E731
+        return (fh or up(height), fw or up(width))
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Probabilities ``(B, K, H, W)`` float32 for raw tiles ``x`` ``(B, C, H, W)``."""
+        b, c, h, w = x.shape
+        if c != self.num_bands:
+            raise LandcoverError(f"model takes {self.num_bands} bands, got {c}")
+        x = x.astype(np.float32) * self._scale + self._offset
+        ph, pw = self.padded_size(h, w)
+        if (ph, pw) != (h, w):
+            if ph < h or pw < w:
+                raise ModelError(f"tile {h}×{w} px is larger than the network's fixed input {ph}×{pw}: use --tile-size {min(ph, pw)}")
+            x = np.pad(x, ((0, 0), (0, 0), (0, ph - h), (0, pw - w)), mode="reflect" if min(h, w) > 1 else "edge")
+        out = self.session.run(None, {self.input_name: x})[0][:, :, :h, :w]
+        if out.shape[1] != self.meta.num_classes:
+            raise ModelError(f"{self.path}: network outputs {out.shape[1]} classes but metadata names {self.meta.num_classes}")
+        if self.meta.output == "logits":
+            out = out - out.max(axis=1, keepdims=True)
+            np.exp(out, out=out)
+            out /= out.sum(axis=1, keepdims=True)
+        return out

@@ -1,0 +1,1 @@
+"""Training (PyTorch): networks, georeferenced image/label pairs, the training loop and ONNX export."""

