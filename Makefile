@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
-APT_PACKAGES := qgis python3-qgis qgis-providers python3-rasterio python3-gdal pyqt5-dev-tools xvfb xauth zip
+APT_PACKAGES := qgis python3-qgis qgis-providers python3-rasterio python3-gdal python3-matplotlib pyqt5-dev-tools xvfb xauth zip
 STAMP := $(VENV)/.setup-stamp
 export QT_QPA_PLATFORM ?= offscreen
 
@@ -29,6 +29,7 @@ landcover_plugin/resources.py: resources.qrc landcover_plugin/icons/landcover.sv
 resources: landcover_plugin/resources.py
 
 demo: setup
+	mkdir -p out
 	$(VENV)/bin/landcover classify landcover_plugin/sample/flair_sample.tif out/flair_sample_classes.tif \
 	  --confidence out/flair_sample_confidence.tif
 	$(PY) -m landcover_plugin.preview landcover_plugin/sample/flair_sample.tif out/flair_sample_classes.tif out/flair_sample_preview.png

@@ -1,0 +1,1 @@
+"""QGIS host: the plugin object and the Processing provider. Only this subpackage imports qgis."""

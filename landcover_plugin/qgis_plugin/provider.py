@@ -1,0 +1,31 @@
+"""The Processing provider ``landcover``."""
+from qgis.core import QgsProcessingProvider
+from qgis.PyQt.QtGui import QIcon
+
+from .. import __version__
+from .classify_algorithm import ClassifyAlgorithm
+
+ICON = ":/plugins/landcover/icons/landcover.svg"
+
+
+class LandcoverProvider(QgsProcessingProvider):
+    def id(self):
+        return "landcover"
+
+    def name(self):
+        return "Landcover"
+
+    def longName(self):
+        return f"Landcover {__version__}"
+
+    def icon(self):
+        return QIcon(ICON)
+
+    def versionInfo(self):
+        return __version__
+
+    def supportedOutputRasterLayerExtensions(self):
+        return ["tif"]
+
+    def loadAlgorithms(self):
+        self.addAlgorithm(ClassifyAlgorithm())

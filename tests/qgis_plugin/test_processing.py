@@ -1,0 +1,75 @@
+"""The Processing algorithm landcover:classify through qgis_process and inside a QGIS application."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from osgeo import gdal
+
+from tests.qgis_plugin.conftest import run_python_in_qgis, run_qgis_process
+
+IN_QGIS = Path(__file__).with_name("in_qgis.py")
+
+
+def check_output(src_path, out_path):
+    with rasterio.open(src_path) as src, rasterio.open(out_path) as dst:
+        assert (dst.crs, dst.transform, dst.width, dst.height) == (src.crs, src.transform, src.width, src.height)
+        assert dst.nodata == 255
+        assert dst.colormap(1)[1][:3] == (0xdb, 0x0e, 0x9a)
+        classes = dst.read(1)
+        np.testing.assert_array_equal(classes == 255, src.dataset_mask() == 0)
+    ds = gdal.Open(str(out_path))
+    band = ds.GetRasterBand(1)
+    band.GetMetadata()  # GDAL 3.6's GTiff loads the PAM sidecar (.aux.xml) lazily, on a metadata call
+    names = band.GetCategoryNames()
+    del band
+    ds = None
+    assert names[1] == "building" and names[13] == "other"
+    assert Path(out_path).with_suffix(".qml").exists()
+
+
+@pytest.mark.parametrize("name", ["drone_fotomap_small.tif", "RGBA.byte.tif"])
+def test_qgis_process_on_rgba_scenes(qgis_env, shared, tmp_path, name):
+    src = shared / "scenes" / name
+    out = tmp_path / "classes.tif"
+    proc = run_qgis_process(qgis_env, "run", "landcover:classify", "--", f"INPUT={src}", f"OUTPUT={out}")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "CPUExecutionProvider" in proc.stdout
+    check_output(src, out)
+
+
+def test_qgis_process_json_on_the_21_mp_flair_mosaic(qgis_env, shared, tmp_path):
+    src = shared / "flair" / "zones" / "Z3_image.vrt"
+    out, conf = tmp_path / "z3.tif", tmp_path / "z3_conf.tif"
+    proc = run_qgis_process(qgis_env, "run", "landcover:classify", "--json", "--", f"INPUT={src}", f"OUTPUT={out}",
+                            f"CONFIDENCE={conf}", "DEVICE=1", "BATCH_SIZE=4")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["results"] == {"OUTPUT": str(out), "CONFIDENCE": str(conf)}
+    check_output(src, out)
+    with rasterio.open(conf) as c:
+        assert c.dtypes == ("float32",) and (c.width, c.height) == (8192, 2560)
+
+
+def test_bad_input_is_a_processing_error_without_output(qgis_env, shared, tmp_path):
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"not onnx")
+    out = tmp_path / "o.tif"
+    proc = run_qgis_process(qgis_env, "run", "landcover:classify", "--",
+                            f"INPUT={shared / 'scenes' / 'RGB.byte.tif'}", f"MODEL={junk}", f"OUTPUT={out}")
+    assert proc.returncode != 0
+    assert "not a valid ONNX model" in proc.stdout + proc.stderr
+    assert list(tmp_path.iterdir()) == [junk]
+
+
+def test_styling_post_processor_and_model_builder(qgis_env, shared, tmp_path):
+    proc = run_python_in_qgis(qgis_env, IN_QGIS, shared / "scenes" / "RGBA.byte.tif", tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert report["renderer"] == "paletted"
+    assert report["legend"][0] == ["building", "#db0e9a"]
+    assert report["provider_algorithms"] == ["landcover:classify"]
+    assert Path(report["model_output"]).exists()
+    with rasterio.open(report["model_output"]) as dst:
+        assert dst.count == 1 and dst.colormap(1)[13][:3] == (0, 0, 0)
