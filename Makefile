@@ -38,8 +38,18 @@ demo: setup
 test: setup
 	$(PY) -m pytest -q tests
 
+# A zip for QGIS' Plugin Manager ("Install from ZIP"): the plugin folder with metadata.txt, compiled
+# resources and the bundled models (copied in, symlinks resolved), without caches.
 package: setup
-	$(PY) scripts/package.py dist/landcover_plugin.zip
+	rm -rf build/package dist/landcover_plugin.zip
+	mkdir -p build/package dist
+	cp -rL landcover_plugin build/package/landcover_plugin
+	mkdir -p build/package/landcover_plugin/models
+	cp models/*.onnx models/*.md build/package/landcover_plugin/models/
+	cp README.md build/package/landcover_plugin/README.md
+	find build/package -name __pycache__ -prune -exec rm -rf {} +
+	cd build/package && zip -qr9 ../../dist/landcover_plugin.zip landcover_plugin
+	@echo "Wrote dist/landcover_plugin.zip ($$(du -h dist/landcover_plugin.zip | cut -f1))"
 
 # Reproduces models/flair-rgb.onnx (fixed seed, CPU); see models/flair-rgb.md.
 train-flair: setup

@@ -99,6 +99,15 @@ def _train(args) -> int:
     return 0
 
 
+def _export(args) -> int:
+    from .train.config import load_config
+    from .train.trainer import export_checkpoint
+
+    export_checkpoint(load_config(args.config), args.checkpoint, args.output)
+    print(f"Wrote {args.output}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="landcover", description="Land-cover classification of rasters with ONNX segmentation models.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -131,6 +140,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, help="override the config's number of steps")
     p.add_argument("--seed", type=int, help="override the config's random seed")
     p.set_defaults(func=_train)
+
+    p = sub.add_parser("export", help="export a training checkpoint (best.pt of a run folder) to ONNX")
+    p.add_argument("checkpoint", help="state dict written by `landcover train` (run folder's best.pt)")
+    p.add_argument("--config", required=True, help="the training config the checkpoint was trained with")
+    p.add_argument("--output", required=True, help="ONNX file to write")
+    p.set_defaults(func=_export)
     return parser
 
 

@@ -10,7 +10,6 @@ import logging
 from pathlib import Path
 
 import numpy as np
-import onnx
 import onnxruntime as ort
 
 from ..errors import LandcoverError, ModelError
@@ -48,20 +47,30 @@ def sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def read_metadata(path: str | Path) -> ModelMetadata:
-    """Load and validate an ONNX file's metadata without creating a session.
+def _session(path: Path, providers: list[str], options: ort.SessionOptions | None = None) -> ort.InferenceSession:
+    if not path.is_file():
+        raise ModelError(f"model file not found: {path}")
+    try:
+        return ort.InferenceSession(str(path), options, providers=providers)
+    except Exception as exc:  # onnxruntime raises InvalidProtobuf, Fail, ... for files it cannot load
+        reason = str(exc).splitlines()[0][:200]
+        raise ModelError(f"cannot load {path}: the file is not a valid ONNX model ({reason})") from None
 
-    Raises ``ModelError`` for a file that is not a valid ONNX model or whose metadata is invalid.
-    """
+
+def _parse(path: Path, session: ort.InferenceSession) -> ModelMetadata:
     try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # onnx raises DecodeError, OSError, ... for non-ONNX files
-        raise ModelError(f"cannot read ONNX model {path}: {type(exc).__name__}: the file is not a valid ONNX model") from None
-    props = {p.key: p.value for p in model.metadata_props}
-    try:
-        return parse_metadata(props)
+        return parse_metadata(session.get_modelmeta().custom_metadata_map)
     except ModelError as exc:
         raise ModelError(f"{path}: {exc}") from None
+
+
+def read_metadata(path: str | Path) -> ModelMetadata:
+    """Load and validate an ONNX file's metadata (``metadata_props``) on a CPU session.
+
+    Raises ``ModelError`` for a missing file, a file that is not a valid ONNX model, or invalid metadata.
+    """
+    path = Path(path)
+    return _parse(path, _session(path, ["CPUExecutionProvider"]))
 
 
 class OnnxModel:
@@ -75,15 +84,11 @@ class OnnxModel:
 
     def __init__(self, path: str | Path, device: str = "auto", threads: int | None = None):
         self.path = Path(path)
-        self.meta = read_metadata(self.path)
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
-        providers = choose_providers(device)
-        try:
-            self.session = ort.InferenceSession(str(self.path), options, providers=providers)
-        except Exception as exc:
-            raise ModelError(f"onnxruntime cannot load {self.path}: {str(exc).splitlines()[0]}") from None
+        self.session = _session(self.path, choose_providers(device), options)
+        self.meta = _parse(self.path, self.session)
         self.provider = self.session.get_providers()[0]
         if device == "cuda" and self.provider != _PROVIDERS["cuda"]:
             raise LandcoverError(f"CUDA execution provider failed to start (session uses {self.provider}): check the CUDA/cuDNN install or use --device cpu")

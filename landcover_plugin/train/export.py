@@ -25,11 +25,11 @@ def export_onnx(net: torch.nn.Module, meta: ModelMetadata, path: str | Path, in_
     ``meta.to_props()`` in ``metadata_props``. Written to a temporary name, renamed when complete."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
-    net = net.eval()
+    wrapper = _WithSoftmax(net).eval()  # eval: BatchNorm must export its running statistics
     dummy = torch.zeros(1, in_channels, meta.tile_size, meta.tile_size)
     axes = {0: "batch", 2: "height", 3: "width"}
     try:
-        torch.onnx.export(_WithSoftmax(net), dummy, str(tmp), input_names=["input"], output_names=["probabilities"],
+        torch.onnx.export(wrapper, dummy, str(tmp), input_names=["input"], output_names=["probabilities"],
                           dynamic_axes={"input": axes, "probabilities": axes}, opset_version=opset, dynamo=False)
         model = onnx.load(str(tmp))
         for key, value in meta.to_props().items():

@@ -21,6 +21,7 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from ..engine.windows import window_rows
+from ..errors import LandcoverError
 from ..metrics import confusion_matrix, scores
 from ..model.metadata import ModelMetadata
 from .config import TrainConfig
@@ -130,8 +131,7 @@ def train(config: TrainConfig, output: str | Path, run_dir: str | Path, weights_
                 if s["miou"] > best["miou"]:
                     best = {"step": step, "confusion": cm.tolist(), **s}
                     torch.save(net.state_dict(), run_dir / "best.pt")
-    net.load_state_dict(torch.load(run_dir / "best.pt", weights_only=True))
-    export_onnx(net, metadata_for(config), output, len(config.input_bands))
+    export_checkpoint(config, run_dir / "best.pt", output)
     summary = {
         "name": config.name, "best_step": best["step"], "val_miou": best["miou"],
         "val_overall_accuracy": best["overall_accuracy"],
@@ -144,6 +144,19 @@ def train(config: TrainConfig, output: str | Path, run_dir: str | Path, weights_
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     Path(output).with_suffix(".md").write_text(model_card(config, summary))
     return summary
+
+
+def export_checkpoint(config: TrainConfig, checkpoint: str | Path, output: str | Path) -> None:
+    """Export a state dict saved by ``train`` (loaded with ``weights_only=True``) to ONNX.
+
+    Raises ``LandcoverError`` when the checkpoint does not fit the config's network."""
+    net = EfficientLiteUNet(len(config.classes), len(config.input_bands))
+    try:
+        net.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True))
+    except (RuntimeError, KeyError) as exc:
+        raise LandcoverError(f"checkpoint {checkpoint} does not fit the network of config '{config.name}': "
+                             f"{str(exc).splitlines()[0]}") from None
+    export_onnx(net, metadata_for(config), output, len(config.input_bands))
 
 
 def model_card(config: TrainConfig, summary: dict) -> str:
