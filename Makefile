@@ -6,7 +6,7 @@ APT_PACKAGES := qgis python3-qgis qgis-providers python3-rasterio python3-gdal p
 STAMP := $(VENV)/.setup-stamp
 export QT_QPA_PLATFORM ?= offscreen
 
-.PHONY: setup demo test package resources clean train-flair
+.PHONY: setup demo test package resources clean train-flair screenshots
 
 setup: $(STAMP) landcover_plugin/resources.py
 
@@ -54,6 +54,15 @@ package: setup
 # Reproduces models/flair-rgb.onnx (fixed seed, CPU); see models/flair-rgb.md.
 train-flair: setup
 	$(VENV)/bin/landcover train --config models/flair-rgb.train.json --output models/flair-rgb.onnx
+
+# The real QGIS desktop under Xvfb, with the demo's class map beside its input: docs/qgis_classified.png
+screenshots: demo
+	rm -rf build/qgis-profile && mkdir -p build/qgis-profile
+	LANDCOVER_INPUT=$(CURDIR)/landcover_plugin/sample/flair_sample.tif LANDCOVER_CLASSES=$(CURDIR)/out/flair_sample_classes.tif \
+	  LANDCOVER_SCREENSHOT=$(CURDIR)/docs/qgis_classified.png QT_QPA_PLATFORM=xcb \
+	  timeout 180 xvfb-run -a -s "-screen 0 1600x1000x24" qgis --profiles-path build/qgis-profile --nologo \
+	  --noversioncheck --code docs/screenshot_qgis.py
+	@ls -la docs/qgis_classified.png
 
 clean:
 	rm -rf out dist build .pytest_cache
