@@ -4,7 +4,7 @@ Every value is a string; structured values are JSON. Keys (``docs/model-format.m
 
 ==========================  =======================================================================
 ``schema_version``          ``"1"``. Absent: the file is read as a Deepness model (keys below).
-``model_type``              ``"segmentation"`` (Deepness' key; the only type supported).
+``model_type``              ``"segmentation"``, or Deepness' ``"Segmentor"`` (the only type supported).
 ``name``, ``version``       model name and version; ``description``, ``license``, ``attribution``.
 ``class_names``             JSON list of K names, or Deepness' ``{"0": "name", ...}`` (required).
 ``class_colors``            JSON list of K ``"#rrggbb"`` (default: a fixed palette).
@@ -35,6 +35,7 @@ SCHEMA_VERSION = 1
 DEFAULT_PALETTE = ("#e6194b", "#3cb44b", "#ffe119", "#4363d8", "#f58231", "#911eb4", "#46f0f0", "#f032e6",
                    "#bcf60c", "#fabebe", "#008080", "#e6beff", "#9a6324", "#fffac8", "#800000", "#aaffc3")
 OUTPUTS = ("probabilities", "logits")
+SEGMENTATION_TYPES = ("segmentation", "segmentor")  # ours, Deepness' ("Segmentor")
 
 
 @dataclass(frozen=True)
@@ -173,8 +174,8 @@ def parse_metadata(props: Mapping[str, str]) -> ModelMetadata:
     version = props.get("schema_version")
     if version is not None and version.strip() != str(SCHEMA_VERSION):
         raise ModelError(f"model metadata 'schema_version' is {version!r}; this Landcover reads version {SCHEMA_VERSION}: upgrade Landcover")
-    model_type = props.get("model_type", "segmentation").strip().strip('"')
-    if model_type != "segmentation":
+    model_type = str(_load(props, "model_type")) if "model_type" in props else "segmentation"
+    if model_type.lower() not in SEGMENTATION_TYPES:
         raise ModelError(f"model metadata 'model_type' is {model_type!r}; only 'segmentation' models classify land cover")
     names = _class_names(props)
     k = len(names)

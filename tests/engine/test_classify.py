@@ -158,3 +158,18 @@ def test_bad_arguments(tmp_path, model_path):
     with pytest.raises(LandcoverError, match="band"):
         classify(ClassifyParams(src, tmp_path / "o.tif", model_path, bands=(1, 2, 9)))
     assert not (tmp_path / "o.tif").exists()
+
+
+def test_a_deepness_model_runs_unchanged(tmp_path):
+    """Only the keys the Deepness plugin writes: no schema_version, bands or colours."""
+    deepness = {"model_type": json.dumps("Segmentor"), "class_names": json.dumps({0: "r", 1: "g", 2: "b"}),
+                "resolution": json.dumps(20), "tiles_size": json.dumps(64), "tiles_overlap": json.dumps(25)}
+    model = make_model(tmp_path / "deepness.onnx", props=deepness,
+                       drop=("schema_version", "name", "input_bands", "class_colors", "value_range", "gsd",
+                             "tile_size", "overlap", "output"))
+    data = dominant_image()
+    _, out, result = run(tmp_path, data, model)
+    with rasterio.open(out) as o:
+        np.testing.assert_array_equal(o.read(1), expected_classes(data))
+        assert o.tags()["LANDCOVER_TILE_SIZE"] == "64" and o.tags()["LANDCOVER_OVERLAP"] == "16"
+    assert result.class_pixels.keys() == {"r", "g", "b"}

@@ -6,9 +6,9 @@ from landcover_plugin.errors import ModelError
 from landcover_plugin.model.metadata import ModelMetadata, parse_metadata
 
 DEEPNESS = {  # keys and value styles as written by the Deepness plugin's published models
-    "model_type": '"Segmentor"'.replace("Segmentor", "segmentation"),
-    "class_names": json.dumps({"0": "background", "1": "field", "2": "road"}),
-    "resolution": "20", "tiles_size": "512", "tiles_overlap": "15",
+    "model_type": json.dumps("Segmentor"),
+    "class_names": json.dumps({0: "background", 1: "field", 2: "road"}),
+    "resolution": json.dumps(20), "tiles_size": json.dumps(512), "tiles_overlap": json.dumps(15),
     "standardization_mean": "[0.485, 0.456, 0.406]", "standardization_std": "[0.229, 0.224, 0.225]",
 }
 
@@ -48,7 +48,7 @@ def test_tile_size_alias_and_round_trip():
     ({"class_names": '["a"]', "value_range": "[1, 0]"}, "value_range"),
     ({"class_names": '["a"]', "output": "scores"}, "output"),
     ({"class_names": '["a"]', "schema_version": "2"}, "schema_version"),
-    ({"class_names": '["a"]', "model_type": "detector"}, "model_type"),
+    ({"class_names": '["a"]', "model_type": '"Detector"'}, "model_type"),
 ])
 def test_bad_metadata_names_the_key(props, key):
     with pytest.raises(ModelError, match=key):
