@@ -56,25 +56,38 @@ class RowAccumulator:
         self.sums[:, rows, cols] += probs * weight
         self.weights[rows, cols] += weight
 
-    def release(self, until_row: int) -> tuple[np.ndarray, np.ndarray]:
-        """Return (sums ``(K, n, W)``, weights ``(n, W)``) for the final rows ``[top, until_row)`` and
-        drop them; the rows below move up."""
+    def release(self, until_row: int, values: np.ndarray, nodata: int) -> tuple[np.ndarray, np.ndarray]:
+        """Finalise rows ``[top, until_row)`` (see ``finalize``), drop them and move the rows below up.
+
+        Works on views and shifts in chunks no taller than the released band, so no copy of the
+        buffer is made."""
         n = until_row - self.top
-        sums, weights = self.sums[:, :n].copy(), self.weights[:n].copy()
+        result = finalize(self.sums[:, :n], self.weights[:n], values, nodata)
         keep = self.weights.shape[0] - n
-        self.sums[:, :keep] = self.sums[:, n:]
-        self.weights[:keep] = self.weights[n:]
+        for start in range(0, keep, max(n, 1)):  # source and destination chunks never overlap
+            stop = min(start + n, keep)
+            self.sums[:, start:stop] = self.sums[:, n + start:n + stop]
+            self.weights[start:stop] = self.weights[n + start:n + stop]
         self.sums[:, keep:] = 0
         self.weights[keep:] = 0
         self.top = until_row
-        return sums, weights
+        return result
 
 
 def finalize(sums: np.ndarray, weights: np.ndarray, values: np.ndarray, nodata: int) -> tuple[np.ndarray, np.ndarray]:
     """Class raster ``(n, W)`` uint8 (``values[argmax]``, ``nodata`` where no weight) and confidence
-    ``(n, W)`` float32 (the blended maximum class probability; -1 where no weight)."""
+    ``(n, W)`` float32 (the blended maximum class probability; -1 where no weight).
+
+    The argmax is a running maximum over the K class planes (contiguous passes; much faster than
+    ``argmax(axis=0)`` over a strided axis), ties going to the lower class index like ``argmax``."""
+    best = sums[0].copy()
+    index = np.zeros(best.shape, np.uint8)
+    for k in range(1, len(sums)):
+        better = sums[k] > best
+        np.copyto(best, sums[k], where=better)
+        index[better] = k
     covered = weights > 0
-    classes = np.where(covered, values[sums.argmax(axis=0)], nodata).astype(np.uint8)
+    classes = np.where(covered, values[index], nodata).astype(np.uint8)
     with np.errstate(invalid="ignore", divide="ignore"):
-        confidence = np.where(covered, sums.max(axis=0) / weights, -1.0).astype(np.float32)
+        confidence = np.where(covered, best / weights, -1.0).astype(np.float32)
     return classes, confidence

@@ -22,7 +22,7 @@ from .. import __version__
 from ..errors import Cancelled, LandcoverError
 from ..model.adapter import OnnxModel
 from ..model.registry import resolve_model
-from .blend import RowAccumulator, finalize, tile_weights
+from .blend import RowAccumulator, tile_weights
 from .reader import open_input
 from .windows import Window, window_rows
 from .writer import NODATA, ClassRasterWriter
@@ -176,7 +176,7 @@ def classify(params: ClassifyParams, progress: Callable[[float], None] | None = 
                     progress(done / total)
                 final = rows[i + 1][0].row if i + 1 < len(rows) else src.height
                 top = acc.top
-                classes, confidence = finalize(*acc.release(final), values, NODATA)
+                classes, confidence = acc.release(final, values, NODATA)
                 writer.write(top, classes, confidence if conf_path else None)
                 counts += np.bincount(classes.ravel(), minlength=256)
             if cancelled and cancelled():

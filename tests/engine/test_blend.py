@@ -35,7 +35,7 @@ def test_blending_identical_predictions_reproduces_them_exactly(padding):
             p = truth[:, w.row:w.row + w.height, w.col:w.col + w.width]
             acc.add(w, p, tile_weights(w, width, height, padding))
         final = rows[i + 1][0].row if i + 1 < len(rows) else height
-        c, conf = finalize(*acc.release(final), np.arange(k, dtype=np.uint8), 255)
+        c, conf = acc.release(final, np.arange(k, dtype=np.uint8), 255)
         out_classes.append(c)
         out_conf.append(conf)
     classes, conf = np.concatenate(out_classes), np.concatenate(out_conf)
@@ -50,3 +50,13 @@ def test_zero_weight_pixels_become_nodata():
     classes, conf = finalize(sums, weights, np.array([5, 7], np.uint8), 255)
     assert classes.tolist() == [[5, 255, 5]]
     assert conf[0, 1] == -1
+
+
+def test_finalize_matches_argmax_including_ties():
+    rng = np.random.default_rng(3)
+    sums = rng.integers(0, 4, (6, 40, 50)).astype(np.float32)  # many ties
+    weights = np.ones((40, 50), np.float32)
+    values = np.arange(10, 16, dtype=np.uint8)
+    classes, conf = finalize(sums, weights, values, 255)
+    np.testing.assert_array_equal(classes, values[sums.argmax(axis=0)])
+    np.testing.assert_array_equal(conf, sums.max(axis=0))
