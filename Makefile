@@ -6,7 +6,7 @@ APT_PACKAGES := qgis python3-qgis qgis-providers python3-rasterio python3-gdal p
 STAMP := $(VENV)/.setup-stamp
 export QT_QPA_PLATFORM ?= offscreen
 
-.PHONY: setup demo test package resources clean train-flair screenshots
+.PHONY: setup demo test package resources clean train-flair screenshots bench
 
 setup: $(STAMP) landcover_plugin/resources.py
 
@@ -50,6 +50,11 @@ package: setup
 	find build/package -name __pycache__ -prune -exec rm -rf {} +
 	cd build/package && zip -qr9 ../../dist/landcover_plugin.zip landcover_plugin
 	@echo "Wrote dist/landcover_plugin.zip ($$(du -h dist/landcover_plugin.zip | cut -f1))"
+
+# Speed and memory: model-only vs end-to-end MP/s, ratio, per-tile baseline, peak RSS (21 MP and 84 MP).
+bench: setup
+	mkdir -p out
+	$(PY) bench/classify_speed.py --json out/bench.json
 
 # Reproduces models/flair-rgb.onnx (fixed seed, CPU); see models/flair-rgb.md.
 train-flair: setup

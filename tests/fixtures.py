@@ -18,14 +18,16 @@ COLOR_CLASSES = ["red thing", "green thing", "blue thing"]
 
 
 def make_model(path: Path, bands: int = 3, classes: int = 3, gain: float = 10.0, output: str = "probabilities",
-               props: dict | None = None, drop: tuple[str, ...] = (), fixed_bands: bool = True) -> Path:
-    """An ONNX model whose class is the brightest of its first ``classes`` input bands: a 1×1 conv
-    with weights ``gain × I`` (then a softmax unless ``output='logits'``). Input ``(B, C, H, W)``,
-    dynamic B/H/W. ``props`` override metadata; ``drop`` removes metadata keys."""
-    weight = np.zeros((classes, bands, 1, 1), np.float32)
+               props: dict | None = None, drop: tuple[str, ...] = (), fixed_bands: bool = True, kernel: int = 1) -> Path:
+    """An ONNX model whose class is the brightest of its first ``classes`` input bands: a
+    ``kernel``×``kernel`` zero-padded averaging conv with weights ``gain × I`` (then a softmax unless
+    ``output='logits'``). Input ``(B, C, H, W)``, dynamic B/H/W. ``props`` override metadata; ``drop``
+    removes metadata keys. With ``kernel`` > 1 the output depends on tile borders, like a real CNN's."""
+    weight = np.zeros((classes, bands, kernel, kernel), np.float32)
     for k in range(classes):
-        weight[k, k % bands, 0, 0] = gain
-    nodes = [helper.make_node("Conv", ["input", "w"], ["logits"])]
+        weight[k, k % bands] = gain / kernel ** 2
+    pad = kernel // 2
+    nodes = [helper.make_node("Conv", ["input", "w"], ["logits"], pads=[pad] * 4)]
     out_name = "logits"
     if output == "probabilities":
         nodes.append(helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1))

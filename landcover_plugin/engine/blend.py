@@ -43,8 +43,8 @@ class RowAccumulator:
     not grow with the raster's height.
     """
 
-    def __init__(self, width: int, num_classes: int, max_rows: int):
-        self.top = 0
+    def __init__(self, width: int, num_classes: int, max_rows: int, top: int = 0):
+        self.top = top
         self.sums = np.zeros((num_classes, max_rows, width), np.float32)
         self.weights = np.zeros((max_rows, width), np.float32)
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+from affine import Affine
 
 from .. import __version__
 from ..errors import Cancelled, LandcoverError
@@ -34,7 +35,10 @@ GSD_TOLERANCE = 2.0  # warn when the input's GSD differs from the model's by mor
 @dataclass
 class ClassifyParams:
     """What to classify and how. ``tile_size``/``overlap`` px (``None``: the model's defaults);
-    ``bands`` 1-based (``None``: chosen from the model's metadata); ``device`` ``auto|cpu|cuda``."""
+    ``bands`` 1-based (``None``: chosen from the model's metadata); ``device`` ``auto|cpu|cuda``;
+    ``row_range`` ``(y0, y1)`` px: the output covers only those input rows, computed from exactly the
+    windows of the whole raster's grid that touch them, so parts are identical to the same rows of a
+    whole-raster run."""
 
     input: str | Path
     output: str | Path
@@ -46,6 +50,7 @@ class ClassifyParams:
     confidence: str | Path | None = None
     bands: tuple[int, ...] | None = None
     threads: int | None = None
+    row_range: tuple[int, int] | None = None  # write only input rows [y0, y1) (a part, for scale-out)
 
 
 @dataclass
@@ -136,7 +141,13 @@ def classify(params: ClassifyParams, progress: Callable[[float], None] | None = 
         if src.gsd and meta.gsd and not 1 / GSD_TOLERANCE <= src.gsd / meta.gsd <= GSD_TOLERANCE:
             warn(f"input pixel size {src.gsd:.3g} m differs from the model's {meta.gsd:.3g} m by more than "
                  f"{GSD_TOLERANCE:g}×: results may be poor; resample the input to about {meta.gsd:g} m")
-        rows = window_rows(src.width, src.height, tile, overlap)
+        y0, y1 = params.row_range or (0, src.height)
+        if not 0 <= y0 < y1 <= src.height:
+            raise LandcoverError(f"row range {y0}..{y1} is outside the raster's rows 0..{src.height}")
+        grid = window_rows(src.width, src.height, tile, overlap)
+        first = next(i for i, r in enumerate(grid) if r[0].row + r[0].height > y0)
+        last = max(i for i, r in enumerate(grid) if r[0].row < y1)
+        rows = grid[first:last + 1]
         total = sum(len(r) for r in rows)
         fill = meta.nodata_fill if meta.nodata_fill is not None else meta.value_range[0]
         values = np.asarray(meta.class_values, np.uint8)
@@ -149,9 +160,9 @@ def classify(params: ClassifyParams, progress: Callable[[float], None] | None = 
             "LANDCOVER_BANDS": ",".join(map(str, src.bands)), "LANDCOVER_VERSION": __version__,
             "LANDCOVER_CREATED": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
-        profile = {"width": src.width, "height": src.height, "crs": src.dataset.crs,
-                   "transform": src.dataset.transform if src.georeferenced else None}
-        acc = RowAccumulator(src.width, meta.num_classes, rows[0][0].height)
+        profile = {"width": src.width, "height": y1 - y0, "crs": src.dataset.crs,
+                   "transform": src.dataset.transform * Affine.translation(0, y0) if src.georeferenced else None}
+        acc = RowAccumulator(src.width, meta.num_classes, rows[0][0].height, top=rows[0][0].row)
         done = 0
 
         def read_row(row):
@@ -174,16 +185,18 @@ def classify(params: ClassifyParams, progress: Callable[[float], None] | None = 
                 done += len(row)
                 if progress:
                     progress(done / total)
-                final = rows[i + 1][0].row if i + 1 < len(rows) else src.height
+                final = grid[first + i + 1][0].row if first + i + 1 < len(grid) else src.height
                 top = acc.top
                 classes, confidence = acc.release(final, values, NODATA)
-                writer.write(top, classes, confidence if conf_path else None)
-                counts += np.bincount(classes.ravel(), minlength=256)
+                a, b = max(top, y0) - top, min(final, y1) - top  # the released rows inside the range
+                if b > a:
+                    writer.write(top + a - y0, classes[a:b], confidence[a:b] if conf_path else None)
+                    counts += np.bincount(classes[a:b].ravel(), minlength=256)
             if cancelled and cancelled():
                 raise Cancelled("cancelled by the user; no output was written")
             writer.commit()
         class_pixels = {n: int(counts[v]) for v, n in zip(meta.class_values, meta.class_names)}
-        return ClassifyResult(output, conf_path, src.width, src.height, int(counts[:NODATA].sum()),
+        return ClassifyResult(output, conf_path, src.width, y1 - y0, int(counts[:NODATA].sum()),
                               time.perf_counter() - started, model.provider, meta.name or model.path.stem,
                               src.band_note, class_pixels, src.pixel_area, notes)
     finally:

@@ -62,6 +62,31 @@ def qml_style(meta: ModelMetadata) -> str:
 """
 
 
+def finish_class_raster(tmp: Path, path: Path, meta: ModelMetadata) -> None:
+    """Give the closed class raster ``tmp`` its category names (GTiff keeps them in the PAM sidecar
+    ``.aux.xml``, written when the dataset closes) and a ``.qml`` style, then rename them to ``path``
+    (the raster last, so its presence means the set is complete)."""
+    from osgeo import gdal
+
+    names = [""] * (max(meta.class_values) + 1)
+    for v, n in zip(meta.class_values, meta.class_names):
+        names[v] = n
+    ds = gdal.OpenEx(str(tmp), gdal.OF_RASTER | gdal.OF_UPDATE)
+    band = ds.GetRasterBand(1)
+    band.SetCategoryNames(names)
+    del band
+    ds.FlushCache()
+    del ds
+    qml = path.with_suffix(".qml")
+    qml_tmp = _tmp_name(qml)
+    qml_tmp.write_text(qml_style(meta))
+    aux_tmp = Path(f"{tmp}.aux.xml")
+    if aux_tmp.exists():
+        os.replace(aux_tmp, f"{path}.aux.xml")
+    os.replace(qml_tmp, qml)
+    os.replace(tmp, path)
+
+
 def _tmp_name(path: Path) -> Path:
     return path.with_name(f".{path.stem}.part{os.getpid()}{path.suffix}")
 
@@ -114,28 +139,8 @@ class ClassRasterWriter:
         self.dst.close()
         if self.conf is not None:
             self.conf.close()
-        from osgeo import gdal
-
-        names = [""] * (max(self.meta.class_values) + 1)
-        for v, n in zip(self.meta.class_values, self.meta.class_names):
-            names[v] = n
-        # GTiff keeps category names in the PAM sidecar (.aux.xml), written when the dataset closes.
-        ds = gdal.OpenEx(str(self.tmp), gdal.OF_RASTER | gdal.OF_UPDATE)
-        band = ds.GetRasterBand(1)
-        band.SetCategoryNames(names)
-        del band
-        ds.FlushCache()
-        del ds
-        qml = self.path.with_suffix(".qml")
-        qml_tmp = _tmp_name(qml)
-        qml_tmp.write_text(qml_style(self.meta))
-        aux_tmp = Path(f"{self.tmp}.aux.xml")
-        if aux_tmp.exists():
-            os.replace(aux_tmp, f"{self.path}.aux.xml")
-        os.replace(qml_tmp, qml)
-        if self.conf_tmp is not None:
             os.replace(self.conf_tmp, self.conf_path)
-        os.replace(self.tmp, self.path)
+        finish_class_raster(self.tmp, self.path, self.meta)
 
     def abort(self) -> None:
         """Close and delete every temporary file."""

@@ -1,0 +1,143 @@
+"""Scale-out on Dask (https://www.dask.org): one raster split into bands of rows, each band classified
+by a Dask task into a part file, the parts assembled into a COG (or kept behind a VRT).
+
+Each part is computed from exactly the windows of the whole raster's grid that touch its rows, added
+in the same order (``ClassifyParams.row_range``), so the assembled output is identical to a
+single-process run. Parts are written under temporary names and renamed when complete; a run that is
+killed keeps its finished parts in ``OUTPUT.parts/`` and the next run with the same arguments skips
+them. Schedulers: ``local[N]`` (a ``LocalCluster`` of N single-threaded worker processes on this
+machine) or ``tcp://HOST:PORT`` (an existing ``dask.distributed`` scheduler whose workers see the same
+paths).
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable
+
+from .engine.classify import ClassifyParams, check_output, classify
+from .errors import LandcoverError
+from .model.adapter import read_metadata
+from .model.registry import resolve_model
+
+DEFAULT_PART_ROWS = 2048
+
+
+def plan_parts(height: int, part_rows: int) -> list[tuple[int, int]]:
+    """Row ranges ``[(y0, y1), ...]`` of at most ``part_rows`` px covering ``0..height``."""
+    if part_rows < 1:
+        raise LandcoverError(f"part rows must be at least 1, got {part_rows}")
+    return [(y, min(y + part_rows, height)) for y in range(0, height, part_rows)]
+
+
+def _part_path(folder: Path, y0: int, y1: int) -> Path:
+    return folder / f"part_{y0:08d}_{y1:08d}.tif"
+
+
+def _classify_part(params: ClassifyParams, y0: int, y1: int, path: str) -> dict:
+    """Dask task: classify rows ``[y0, y1)`` into ``path`` unless a finished part is already there."""
+    import rasterio
+
+    from .cli import GDAL_CACHE_MB
+
+    if Path(path).exists():
+        return {"part": path, "skipped": True}
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
+        result = classify(replace(params, output=path, confidence=None, row_range=(y0, y1)), info=lambda m: None)
+    return {"part": path, "skipped": False, "provider": result.provider, "seconds": result.seconds}
+
+
+def _client(scheduler: str):
+    from distributed import Client, LocalCluster
+
+    local = re.fullmatch(r"local\[(\d+)\]", scheduler)
+    if local:
+        workers = int(local.group(1))
+        if workers < 1:
+            raise LandcoverError("local[N] needs N >= 1 workers")
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+        return Client(cluster), max(1, (os.cpu_count() or 1) // workers)
+    if scheduler.startswith("tcp://"):
+        try:
+            return Client(scheduler, timeout="20s"), None
+        except OSError as exc:
+            raise LandcoverError(f"cannot reach the Dask scheduler {scheduler}: {exc}") from None
+    raise LandcoverError(f"scheduler must be local[N] or tcp://HOST:PORT, got {scheduler!r}")
+
+
+def _assemble(parts: list[Path], output: Path, meta, tags: dict) -> None:
+    """Parts → a VRT (``.vrt`` output, parts kept) or a COG with mode overviews (``.tif`` output)."""
+    from osgeo import gdal
+
+    from .engine.writer import _tmp_name, finish_class_raster
+
+    gdal.UseExceptions()
+    if output.suffix.lower() == ".vrt":
+        tmp = _tmp_name(output)
+        vrt = gdal.BuildVRT(str(tmp), [str(p) for p in parts])
+        vrt.SetMetadata(tags)
+        vrt = None
+        finish_class_raster(tmp, output, meta)
+        return
+    folder = parts[0].parent
+    vrt_path = folder / "parts.vrt"
+    vrt = gdal.BuildVRT(str(vrt_path), [str(p) for p in parts])
+    vrt.SetMetadata(tags)
+    tmp = _tmp_name(output)
+    gdal.Translate(str(tmp), vrt, format="COG", creationOptions=[
+        "COMPRESS=DEFLATE", "BIGTIFF=IF_SAFER", "OVERVIEW_RESAMPLING=MODE", "BLOCKSIZE=256"])
+    vrt = None
+    finish_class_raster(tmp, output, meta)
+
+
+def classify_dask(params: ClassifyParams, scheduler: str, part_rows: int = DEFAULT_PART_ROWS,
+                  info: Callable[[str], None] = print) -> dict:
+    """Classify ``params.input`` on Dask into ``params.output`` (``.tif``: COG; ``.vrt``: VRT over the
+    parts). Returns a summary dict (parts, skipped, seconds per part, provider).
+
+    Raises ``LandcoverError`` for bad arguments (as ``classify``), an unknown scheduler or a
+    confidence output (not supported here)."""
+    import rasterio
+
+    if params.confidence:
+        raise LandcoverError("--confidence is not supported with --scheduler yet: run without a scheduler")
+    output = Path(params.output)
+    input_path = Path(params.input)
+    if not input_path.exists():
+        raise LandcoverError(f"input raster not found: {input_path}")
+    check_output(input_path, output.with_suffix(".tif"))
+    meta = read_metadata(resolve_model(params.model))
+    with rasterio.open(input_path) as src:
+        height = src.height
+    folder = output.with_name(output.name + ".parts")
+    folder.mkdir(exist_ok=True)
+    ranges = plan_parts(height, part_rows)
+    finished = sum(_part_path(folder, *r).exists() for r in ranges)
+    if finished:
+        info(f"Resuming: {finished} of {len(ranges)} parts already finished in {folder}")
+    client, threads = _client(scheduler)
+    try:
+        task = replace(params, threads=params.threads or threads)
+        futures = [client.submit(_classify_part, task, y0, y1, str(_part_path(folder, y0, y1)), pure=False)
+                   for y0, y1 in ranges]
+        results = client.gather(futures)
+    finally:
+        client.close()
+        if client.cluster is not None:
+            client.cluster.close()
+    parts = [_part_path(folder, *r) for r in ranges]
+    with rasterio.open(parts[0]) as first:
+        tags = dict(first.tags())
+    tags.update(LANDCOVER_SCHEDULER=scheduler, LANDCOVER_PARTS=str(len(parts)))
+    _assemble(parts, output, meta, tags)
+    if output.suffix.lower() != ".vrt":
+        shutil.rmtree(folder)
+    summary = {"parts": len(parts), "skipped": sum(r["skipped"] for r in results),
+               "providers": sorted({r["provider"] for r in results if not r["skipped"]}),
+               "part_seconds": [round(r.get("seconds", 0), 2) for r in results]}
+    info(f"Wrote {output}: {summary['parts']} parts on {scheduler} ({summary['skipped']} skipped as already "
+         f"finished), providers {', '.join(summary['providers']) or 'n/a'}")
+    return summary
