@@ -72,23 +72,21 @@ def _assemble(parts: list[Path], output: Path, meta, tags: dict) -> None:
     """Parts → a VRT (``.vrt`` output, parts kept) or a COG with mode overviews (``.tif`` output)."""
     from osgeo import gdal
 
-    from .engine.writer import _tmp_name, finish_class_raster
+    from .engine.writer import finish_class_raster, tmp_name
 
-    gdal.UseExceptions()
-    if output.suffix.lower() == ".vrt":
-        tmp = _tmp_name(output)
-        vrt = gdal.BuildVRT(str(tmp), [str(p) for p in parts])
-        vrt.SetMetadata(tags)
-        vrt = None
-        finish_class_raster(tmp, output, meta)
-        return
-    folder = parts[0].parent
-    vrt_path = folder / "parts.vrt"
+    as_vrt = output.suffix.lower() == ".vrt"
+    vrt_path = tmp_name(output) if as_vrt else parts[0].parent / "parts.vrt"
     vrt = gdal.BuildVRT(str(vrt_path), [str(p) for p in parts])
+    if vrt is None:
+        raise LandcoverError(f"GDAL could not build a VRT over the parts in {parts[0].parent}: {gdal.GetLastErrorMsg()}")
     vrt.SetMetadata(tags)
-    tmp = _tmp_name(output)
-    gdal.Translate(str(tmp), vrt, format="COG", creationOptions=[
-        "COMPRESS=DEFLATE", "BIGTIFF=IF_SAFER", "OVERVIEW_RESAMPLING=MODE", "BLOCKSIZE=256"])
+    tmp = vrt_path
+    if not as_vrt:
+        tmp = tmp_name(output)
+        options = gdal.TranslateOptions(format="COG", creationOptions=[
+            "COMPRESS=DEFLATE", "BIGTIFF=IF_SAFER", "OVERVIEW_RESAMPLING=MODE", "BLOCKSIZE=256"])
+        if gdal.Translate(str(tmp), vrt, options=options) is None:
+            raise LandcoverError(f"GDAL could not write the COG {output}: {gdal.GetLastErrorMsg()}")
     vrt = None
     finish_class_raster(tmp, output, meta)
 
@@ -108,7 +106,7 @@ def classify_dask(params: ClassifyParams, scheduler: str, part_rows: int = DEFAU
     input_path = Path(params.input)
     if not input_path.exists():
         raise LandcoverError(f"input raster not found: {input_path}")
-    check_output(input_path, output.with_suffix(".tif"))
+    check_output(input_path, output, suffixes=(".tif", ".tiff", ".vrt"))
     meta = read_metadata(resolve_model(params.model))
     with rasterio.open(input_path) as src:
         height = src.height

@@ -41,6 +41,20 @@ def test_local_cluster_output_is_identical_to_a_single_process_run(tmp_path, suf
         assert not (tmp_path / "dask.tif.parts").exists()
 
 
+def test_a_vrt_output_never_replaces_a_vrt_input(tmp_path):
+    from landcover_plugin.errors import LandcoverError
+
+    vrt = tmp_path / "scene.vrt"
+    src = make_raster(tmp_path / "in.tif", dominant_image(50, 50))
+    from osgeo import gdal
+
+    gdal.BuildVRT(str(vrt), [str(src)]).FlushCache()
+    before = vrt.read_bytes()
+    with pytest.raises(LandcoverError, match="is the input raster"):
+        classify_dask(ClassifyParams(vrt, vrt, make_model(tmp_path / "m.onnx")), "local[1]", info=lambda m: None)
+    assert vrt.read_bytes() == before
+
+
 def test_a_killed_run_resumes_and_skips_finished_parts(tmp_path, shared):
     """Kill the CLI (and its Dask workers) once two parts exist; the rerun skips them and the result
     equals a single-process run."""

@@ -81,8 +81,9 @@ class ClassifyResult:
                 for name, n in self.class_pixels.items()]
 
 
-def check_output(input_path: Path, output: Path, what: str = "output") -> None:
-    """Raise ``LandcoverError`` when ``output`` is the input, or its folder is missing or not writable."""
+def check_output(input_path: Path, output: Path, what: str = "output", suffixes: tuple[str, ...] = (".tif", ".tiff")) -> None:
+    """Raise ``LandcoverError`` when ``output`` is the input, its folder is missing or not writable, or
+    its extension is not one of ``suffixes``."""
     if output.resolve() == input_path.resolve() or (output.exists() and os.path.samefile(output, input_path)):
         raise LandcoverError(f"{what} {output} is the input raster: choose another {what} path (the input is never overwritten)")
     folder = output.resolve().parent
@@ -90,8 +91,8 @@ def check_output(input_path: Path, output: Path, what: str = "output") -> None:
         raise LandcoverError(f"{what} folder {folder} does not exist: create it or choose another {what} path")
     if not os.access(folder, os.W_OK):
         raise LandcoverError(f"{what} folder {folder} is not writable: choose another {what} path")
-    if output.suffix.lower() not in (".tif", ".tiff"):
-        raise LandcoverError(f"{what} {output} must be a GeoTIFF (.tif): change the file extension")
+    if output.suffix.lower() not in suffixes:
+        raise LandcoverError(f"{what} {output} must end in {' or '.join(suffixes)}: change the file extension")
 
 
 def _batches(windows: list[Window], size: int):

@@ -78,7 +78,7 @@ def finish_class_raster(tmp: Path, path: Path, meta: ModelMetadata) -> None:
     ds.FlushCache()
     del ds
     qml = path.with_suffix(".qml")
-    qml_tmp = _tmp_name(qml)
+    qml_tmp = tmp_name(qml)
     qml_tmp.write_text(qml_style(meta))
     aux_tmp = Path(f"{tmp}.aux.xml")
     if aux_tmp.exists():
@@ -87,7 +87,7 @@ def finish_class_raster(tmp: Path, path: Path, meta: ModelMetadata) -> None:
     os.replace(tmp, path)
 
 
-def _tmp_name(path: Path) -> Path:
+def tmp_name(path: Path) -> Path:
     return path.with_name(f".{path.stem}.part{os.getpid()}{path.suffix}")
 
 
@@ -103,8 +103,8 @@ class ClassRasterWriter:
         self.path = Path(path)
         self.meta = meta
         self.conf_path = Path(confidence) if confidence else None
-        self.tmp = _tmp_name(self.path)
-        self.conf_tmp = _tmp_name(self.conf_path) if self.conf_path else None
+        self.tmp = tmp_name(self.path)
+        self.conf_tmp = tmp_name(self.conf_path) if self.conf_path else None
         base = {k: v for k, v in profile.items() if v is not None}
         with warnings.catch_warnings():  # a non-georeferenced input was already reported
             warnings.simplefilter("ignore", NotGeoreferencedWarning)

@@ -153,7 +153,7 @@ def test_bad_arguments(tmp_path, model_path):
         classify(ClassifyParams(src, tmp_path / "o.tif", model_path, tile_size=32, overlap=32))
     with pytest.raises(LandcoverError, match="batch size"):
         classify(ClassifyParams(src, tmp_path / "o.tif", model_path, batch_size=0))
-    with pytest.raises(LandcoverError, match="must be a GeoTIFF"):
+    with pytest.raises(LandcoverError, match="must end in .tif"):
         classify(ClassifyParams(src, tmp_path / "o.png", model_path))
     with pytest.raises(LandcoverError, match="band"):
         classify(ClassifyParams(src, tmp_path / "o.tif", model_path, bands=(1, 2, 9)))
