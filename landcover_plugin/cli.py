@@ -108,6 +108,21 @@ def _train(args) -> int:
     return 0
 
 
+def _evaluate(args) -> int:
+    from .evaluate import EvaluateParams, evaluate, parse_mapping, write_report
+
+    ignore = tuple(int(v) for v in args.ignore.split(",")) if args.ignore else ()
+    result = evaluate(EvaluateParams(args.prediction, args.reference, parse_mapping(args.map or ""), ignore))
+    write_report(result, args.json, args.report)
+    print(f"overall accuracy {result['overall_accuracy']:.4f}, kappa {result['kappa']:.4f}, "
+          f"mIoU {result['miou']:.4f} over {sum(result['present'])} classes; {result['scored_pixels']:,} pixels scored")
+    print(f"{'class':<24}{'precision':>10}{'recall':>10}{'F1':>8}{'IoU':>8}")
+    for i, name in enumerate(result["classes"]):
+        print(f"{name:<24}" + "".join(f"{result[m][i]:>{w}.3f}" for m, w in
+                                      (("precision", 10), ("recall", 10), ("f1", 8), ("iou", 8))))
+    return 0
+
+
 def _export(args) -> int:
     from .train.config import load_config
     from .train.trainer import export_checkpoint
@@ -152,6 +167,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, help="override the config's number of steps")
     p.add_argument("--seed", type=int, help="override the config's random seed")
     p.set_defaults(func=_train)
+
+    p = sub.add_parser("evaluate", help="score a class raster against reference labels")
+    p.add_argument("prediction", help="class raster written by `landcover classify` (or with --classes)")
+    p.add_argument("reference", help="reference label raster (same grid, or georeferenced: warped with nearest)")
+    p.add_argument("--map", help="reference codes onto class values, e.g. 13-19:13,0:255")
+    p.add_argument("--ignore", help="reference codes not scored, e.g. 0,255")
+    p.add_argument("--json", type=Path, help="write all numbers as JSON")
+    p.add_argument("--report", type=Path, help="write a Markdown report (and a confusion-matrix PNG beside it)")
+    p.set_defaults(func=_evaluate)
 
     p = sub.add_parser("export", help="export a training checkpoint (best.pt of a run folder) to ONNX")
     p.add_argument("checkpoint", help="state dict written by `landcover train` (run folder's best.pt)")
