@@ -4,6 +4,7 @@ from qgis.PyQt.QtGui import QIcon
 
 from .. import __version__
 from .classify_algorithm import ClassifyAlgorithm
+from .evaluate_algorithm import EvaluateAlgorithm
 
 ICON = ":/plugins/landcover/icons/landcover.svg"
 
@@ -29,3 +30,4 @@ class LandcoverProvider(QgsProcessingProvider):
 
     def loadAlgorithms(self):
         self.addAlgorithm(ClassifyAlgorithm())
+        self.addAlgorithm(EvaluateAlgorithm())

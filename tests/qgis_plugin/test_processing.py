@@ -69,7 +69,24 @@ def test_styling_post_processor_and_model_builder(qgis_env, shared, tmp_path):
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     assert report["renderer"] == "paletted"
     assert report["legend"][0] == ["building", "#db0e9a"]
-    assert report["provider_algorithms"] == ["landcover:classify"]
+    assert report["provider_algorithms"] == ["landcover:classify", "landcover:evaluate"]
     assert Path(report["model_output"]).exists()
     with rasterio.open(report["model_output"]) as dst:
         assert dst.count == 1 and dst.colormap(1)[13][:3] == (0, 0, 0)
+
+
+def test_qgis_process_evaluate(qgis_env, tmp_path):
+    from tests.test_evaluate import CLASSES, write
+
+    pred = write(tmp_path / "pred.tif", np.array([[1, 2], [5, 5]]), tags={"LANDCOVER_CLASSES": json.dumps(CLASSES)})
+    ref = write(tmp_path / "ref.tif", np.array([[1, 2], [5, 0]]))
+    out = tmp_path / "scores.json"
+    proc = run_qgis_process(qgis_env, "run", "landcover:evaluate", "--json", "--", f"PREDICTION={pred}",
+                            f"REFERENCE={ref}", "IGNORE=0", f"JSON={out}", f"REPORT={tmp_path / 'r.md'}")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    results = json.loads(proc.stdout)["results"]
+    assert results["OVERALL_ACCURACY"] == 1.0 and results["MIOU"] == 1.0
+    assert json.loads(out.read_text())["scored_pixels"] == 3 and (tmp_path / "r.png").exists()
+    bad = run_qgis_process(qgis_env, "run", "landcover:evaluate", "--", f"PREDICTION={pred}", f"REFERENCE={ref}",
+                           f"JSON={tmp_path / 'bad.json'}")
+    assert bad.returncode != 0 and "are neither prediction classes" in bad.stdout + bad.stderr
