@@ -123,6 +123,15 @@ def _evaluate(args) -> int:
     return 0
 
 
+def _chips(args) -> int:
+    from .chips import ChipParams, export_chips
+
+    ignore = tuple(int(v) for v in args.ignore.split(",") if v.strip())
+    result = export_chips(ChipParams(args.image, args.label, args.output, args.size, args.stride, args.max_ignore, ignore))
+    print(f"Wrote {result['chips']} chip pairs to {result['output']} (manifest.csv; {result['skipped']} skipped)")
+    return 0
+
+
 def _export(args) -> int:
     from .train.config import load_config
     from .train.trainer import export_checkpoint
@@ -176,6 +185,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", type=Path, help="write all numbers as JSON")
     p.add_argument("--report", type=Path, help="write a Markdown report (and a confusion-matrix PNG beside it)")
     p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser("chips", help="cut aligned image/label training chips with a manifest")
+    p.add_argument("image", help="image raster")
+    p.add_argument("label", help="label raster (any grid if both are georeferenced: warped with nearest)")
+    p.add_argument("output", help="new folder for images/, labels/ and manifest.csv")
+    p.add_argument("--size", type=int, default=256, help="chip edge in px (default 256)")
+    p.add_argument("--stride", type=int, help="px between chips (default: the size)")
+    p.add_argument("--max-ignore", type=float, default=0.5, help="skip chips with more ignore pixels than this fraction")
+    p.add_argument("--ignore", default="0", help="label codes that mean 'no label' (default 0)")
+    p.set_defaults(func=_chips)
 
     p = sub.add_parser("export", help="export a training checkpoint (best.pt of a run folder) to ONNX")
     p.add_argument("checkpoint", help="state dict written by `landcover train` (run folder's best.pt)")

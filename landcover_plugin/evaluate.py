@@ -16,10 +16,9 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
-from rasterio.enums import Resampling
-from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
+from .engine.reader import on_grid
 from .errors import LandcoverError
 from .metrics import scores
 
@@ -84,16 +83,7 @@ def evaluate(params: EvaluateParams) -> dict:
         for code, value in params.mapping.items():
             ref_lut[code] = value
         ref_lut = np.where(np.isin(np.arange(256), params.ignore), -2, to_index[np.clip(ref_lut, 0, 255)])
-        same_grid = (ref_ds.width, ref_ds.height) == (pred.width, pred.height) and \
-            ref_ds.transform.almost_equals(pred.transform)
-        if same_grid:
-            ref = ref_ds
-        elif ref_ds.crs is not None and pred.crs is not None:
-            ref = WarpedVRT(ref_ds, crs=pred.crs, transform=pred.transform, width=pred.width, height=pred.height,
-                            resampling=Resampling.nearest)
-        else:
-            raise LandcoverError("the reference is not on the prediction's grid and one of them has no CRS: "
-                                 "give rasters of the same size and geotransform")
+        ref = on_grid(ref_ds, pred, "reference")
         cm = np.zeros((k, k), np.int64)
         unclassified = 0
         try:

@@ -13,7 +13,9 @@ from pathlib import Path
 import numpy as np
 import rasterio
 from rasterio.enums import ColorInterp
+from rasterio.enums import Resampling
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window as RioWindow
 
 from ..errors import LandcoverError
@@ -125,3 +127,16 @@ def open_input(path: str | Path, needed: int, names: tuple[str, ...] | None,
     except Exception:
         ds.close()
         raise
+
+
+def on_grid(ds, like, what: str = "label"):
+    """``ds`` as seen on ``like``'s grid: itself when size and geotransform match, else a nearest-
+    neighbour ``WarpedVRT`` (close it after use when it is not ``ds``). Raises ``LandcoverError`` when
+    the grids differ and either raster has no CRS."""
+    if (ds.width, ds.height) == (like.width, like.height) and ds.transform.almost_equals(like.transform):
+        return ds
+    if ds.crs is None or like.crs is None:
+        raise LandcoverError(f"the {what} raster is not on the image's grid and one of them has no CRS: "
+                             "give rasters of the same size and geotransform")
+    return WarpedVRT(ds, crs=like.crs, transform=like.transform, width=like.width, height=like.height,
+                     resampling=Resampling.nearest)

@@ -3,6 +3,7 @@ from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
 from .. import __version__
+from .chips_algorithm import ExportChipsAlgorithm
 from .classify_algorithm import ClassifyAlgorithm
 from .evaluate_algorithm import EvaluateAlgorithm
 
@@ -31,3 +32,4 @@ class LandcoverProvider(QgsProcessingProvider):
     def loadAlgorithms(self):
         self.addAlgorithm(ClassifyAlgorithm())
         self.addAlgorithm(EvaluateAlgorithm())
+        self.addAlgorithm(ExportChipsAlgorithm())

@@ -69,7 +69,7 @@ def test_styling_post_processor_and_model_builder(qgis_env, shared, tmp_path):
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     assert report["renderer"] == "paletted"
     assert report["legend"][0] == ["building", "#db0e9a"]
-    assert report["provider_algorithms"] == ["landcover:classify", "landcover:evaluate"]
+    assert report["provider_algorithms"] == ["landcover:classify", "landcover:evaluate", "landcover:export_chips"]
     assert Path(report["model_output"]).exists()
     with rasterio.open(report["model_output"]) as dst:
         assert dst.count == 1 and dst.colormap(1)[13][:3] == (0, 0, 0)
@@ -90,3 +90,13 @@ def test_qgis_process_evaluate(qgis_env, tmp_path):
     bad = run_qgis_process(qgis_env, "run", "landcover:evaluate", "--", f"PREDICTION={pred}", f"REFERENCE={ref}",
                            f"JSON={tmp_path / 'bad.json'}")
     assert bad.returncode != 0 and "are neither prediction classes" in bad.stdout + bad.stderr
+
+
+def test_qgis_process_export_chips_on_real_flair_pair(qgis_env, shared, tmp_path):
+    tile = shared / "flair" / "tiles" / "Z3_r01_c11"
+    out = tmp_path / "chips"
+    proc = run_qgis_process(qgis_env, "run", "landcover:export_chips", "--json", "--", f"IMAGE={tile}_image.tif",
+                            f"LABEL={tile}_mask.tif", "SIZE=128", "STRIDE=128", f"OUTPUT={out}")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert json.loads(proc.stdout)["results"]["CHIPS"] == 16
+    assert len(list((out / "images").glob("*.tif"))) == 16 and (out / "manifest.csv").exists()
