@@ -6,6 +6,7 @@ from .. import __version__
 from .chips_algorithm import ExportChipsAlgorithm
 from .classify_algorithm import ClassifyAlgorithm
 from .evaluate_algorithm import EvaluateAlgorithm
+from .train_algorithm import TrainAlgorithm
 
 ICON = ":/plugins/landcover/icons/landcover.svg"
 
@@ -33,3 +34,4 @@ class LandcoverProvider(QgsProcessingProvider):
         self.addAlgorithm(ClassifyAlgorithm())
         self.addAlgorithm(EvaluateAlgorithm())
         self.addAlgorithm(ExportChipsAlgorithm())
+        self.addAlgorithm(TrainAlgorithm())

@@ -11,9 +11,11 @@ from __future__ import annotations
 import csv
 import json
 import platform
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -21,7 +23,7 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from ..engine.windows import window_rows
-from ..errors import LandcoverError
+from ..errors import Cancelled, LandcoverError
 from ..metrics import confusion_matrix, scores
 from ..model.metadata import ModelMetadata
 from .config import TrainConfig
@@ -81,10 +83,16 @@ def metadata_for(config: TrainConfig) -> ModelMetadata:
 
 
 def train(config: TrainConfig, output: str | Path, run_dir: str | Path, weights_path: str | None = None,
-          command: str = "") -> dict:
+          command: str = "", progress: Callable[[float], None] | None = None,
+          cancelled: Callable[[], bool] | None = None, info: Callable[[str], None] | None = None) -> dict:
     """Train, validate every ``eval_every`` steps, export the best network to ``output`` (ONNX) and
     write ``output`` with suffix ``.md`` (model card) and ``run_dir`` (config, metrics.csv,
-    best.pt state dict, summary.json). Returns the summary dict."""
+    best.pt state dict, summary.json). Returns the summary dict.
+
+    ``progress(fraction)`` is called after every step; ``cancelled()`` is polled before every step and,
+    when true, stops with ``Cancelled`` (no model written; the run folder keeps the best checkpoint);
+    ``info(message)`` receives the validation results (default: stderr, beside the progress bar)."""
+    say = info or (lambda m: tqdm.write(m, file=sys.stderr))
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     run_dir = Path(run_dir)
@@ -107,6 +115,8 @@ def train(config: TrainConfig, output: str | Path, run_dir: str | Path, weights_
         log.writerow(["step", "train_loss", "val_miou", "val_overall_accuracy", "seconds"])
         bar = tqdm(range(1, config.steps + 1), desc=f"train {config.name}", unit="step")
         for step in bar:
+            if cancelled and cancelled():
+                raise Cancelled(f"training cancelled at step {step}; no model written (best checkpoint so far in {run_dir})")
             images, labels = sample_batch(pairs, config, rng)
             x = normalise(images, config)
             # Brightness/contrast jitter on the standardised input.
@@ -121,13 +131,15 @@ def train(config: TrainConfig, output: str | Path, run_dir: str | Path, weights_
             sched.step()
             losses.append(loss.item())
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
+            if progress:
+                progress(step / config.steps)
             if step % config.eval_every == 0 or step == config.steps:
                 cm = validate(net, pairs, config, k)
                 s = scores(cm)
                 log.writerow([step, f"{np.mean(losses[-config.eval_every:]):.4f}", f"{s['miou']:.4f}",
                               f"{s['overall_accuracy']:.4f}", f"{time.time() - start:.0f}"])
                 fh.flush()
-                tqdm.write(f"step {step}: val mIoU {s['miou']:.4f}, OA {s['overall_accuracy']:.4f}")
+                say(f"step {step}: val mIoU {s['miou']:.4f}, OA {s['overall_accuracy']:.4f}")
                 if s["miou"] > best["miou"]:
                     best = {"step": step, "confusion": cm.tolist(), **s}
                     torch.save(net.state_dict(), run_dir / "best.pt")

@@ -69,7 +69,8 @@ def test_styling_post_processor_and_model_builder(qgis_env, shared, tmp_path):
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     assert report["renderer"] == "paletted"
     assert report["legend"][0] == ["building", "#db0e9a"]
-    assert report["provider_algorithms"] == ["landcover:classify", "landcover:evaluate", "landcover:export_chips"]
+    assert report["provider_algorithms"] == ["landcover:classify", "landcover:evaluate", "landcover:export_chips",
+                                            "landcover:train"]
     assert Path(report["model_output"]).exists()
     with rasterio.open(report["model_output"]) as dst:
         assert dst.count == 1 and dst.colormap(1)[13][:3] == (0, 0, 0)
@@ -100,3 +101,18 @@ def test_qgis_process_export_chips_on_real_flair_pair(qgis_env, shared, tmp_path
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert json.loads(proc.stdout)["results"]["CHIPS"] == 16
     assert len(list((out / "images").glob("*.tif"))) == 16 and (out / "manifest.csv").exists()
+
+
+def test_qgis_process_train_on_a_real_flair_pair(qgis_env, shared, tmp_path):
+    full = json.loads((Path(__file__).resolve().parents[2] / "models" / "flair-rgb.train.json").read_text())
+    tile = shared / "flair" / "tiles" / "Z3_r01_c11"
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps(dict(full, pairs=[[f"{tile}_image.tif", f"{tile}_mask.tif"]], crop=128, batch_size=2,
+                                      eval_every=2, val_fraction=0.25, tile_size=128, overlap=32)))
+    out = tmp_path / "tiny.onnx"
+    proc = run_qgis_process(qgis_env, "run", "landcover:train", "--json", "--", f"CONFIG={config}", "STEPS=2",
+                            f"OUTPUT={out}")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    results = json.loads(proc.stdout)["results"]
+    assert 0 <= results["VAL_MIOU"] <= 1 and out.exists() and out.with_suffix(".md").exists()
+    assert (Path(results["RUN_DIR"]) / "metrics.csv").exists()

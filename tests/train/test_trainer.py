@@ -89,3 +89,17 @@ def test_cli_export_reproduces_the_trained_model_and_refuses_a_foreign_checkpoin
     with pytest.raises(LandcoverError, match="does not fit the network"):
         export_checkpoint(five, tmp_path / "run" / "best.pt", tmp_path / "bad.onnx")
     assert not (tmp_path / "bad.onnx").exists()
+
+
+def test_cancel_writes_no_model(tmp_path, tiny_config):
+    from landcover_plugin.errors import Cancelled
+
+    calls = []
+
+    def cancelled():
+        calls.append(1)
+        return len(calls) > 1
+
+    with pytest.raises(Cancelled, match="cancelled at step 2"):
+        train(tiny_config, tmp_path / "m.onnx", tmp_path / "run", cancelled=cancelled, info=lambda m: None)
+    assert not (tmp_path / "m.onnx").exists() and not (tmp_path / "m.md").exists()

