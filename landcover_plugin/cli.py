@@ -132,6 +132,14 @@ def _chips(args) -> int:
     return 0
 
 
+def _vectorize(args) -> int:
+    from .vectorize import VectorizeParams, vectorize
+
+    result = vectorize(VectorizeParams(args.classes, args.output, args.sieve, args.min_area))
+    print(f"Wrote {result['polygons']} polygons to {result['output']} (+ .qml style)")
+    return 0
+
+
 def _export(args) -> int:
     from .train.config import load_config
     from .train.trainer import export_checkpoint
@@ -195,6 +203,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-ignore", type=float, default=0.5, help="skip chips with more ignore pixels than this fraction")
     p.add_argument("--ignore", default="0", help="label codes that mean 'no label' (default 0)")
     p.set_defaults(func=_chips)
+
+    p = sub.add_parser("vectorize", help="class raster to styled polygons (GeoPackage)")
+    p.add_argument("classes", help="class raster written by `landcover classify`")
+    p.add_argument("output", help="GeoPackage (.gpkg) to write; a .qml style is written beside it")
+    p.add_argument("--sieve", type=int, default=0, help="merge regions smaller than this many px first (default 0: off)")
+    p.add_argument("--min-area", type=float, default=0.0, help="drop polygons smaller than this area (m²)")
+    p.set_defaults(func=_vectorize)
 
     p = sub.add_parser("export", help="export a training checkpoint (best.pt of a run folder) to ONNX")
     p.add_argument("checkpoint", help="state dict written by `landcover train` (run folder's best.pt)")

@@ -58,12 +58,13 @@ def make_model(path: Path, bands: int = 3, classes: int = 3, gain: float = 10.0,
 
 
 def make_raster(path: Path, data: np.ndarray, crs: str | None = "EPSG:2154", res: float = 0.2,
-                nodata: float | None = None, colorinterp: list[ColorInterp] | None = None, driver: str = "GTiff") -> Path:
-    """Write ``data`` ``(C, H, W)`` as a raster; georeferenced at (700000, 6600000) unless ``crs`` is None."""
+                nodata: float | None = None, colorinterp: list[ColorInterp] | None = None, driver: str = "GTiff",
+                origin: tuple[float, float] = (700000, 6600000)) -> Path:
+    """Write ``data`` ``(C, H, W)`` as a raster; georeferenced at ``origin`` (upper left) unless ``crs`` is None."""
     count, height, width = data.shape
     profile = {"driver": driver, "width": width, "height": height, "count": count, "dtype": data.dtype}
     if crs:
-        profile.update(crs=CRS.from_string(crs), transform=from_origin(700000, 6600000, res, res))
+        profile.update(crs=CRS.from_string(crs), transform=from_origin(*origin, res, res))
     if nodata is not None:
         profile["nodata"] = nodata
     with rasterio.open(path, "w", **profile) as dst:

@@ -70,7 +70,7 @@ def _pixel_size_m(ds) -> tuple[float | None, float | None]:
         return math.sqrt(sx * sy) * factor, abs(t.a * t.e - t.b * t.d) * factor * factor
     if ds.crs.is_geographic:
         lat = math.radians(ds.xy(ds.height / 2, ds.width / 2)[1])
-        mx, my = sx * 111_320 * math.cos(lat), sy * 110_574
+        mx, my = sx * 111_320 * abs(math.cos(lat)), sy * 110_574
         return math.sqrt(mx * my), mx * my
     return None, None
 

@@ -7,6 +7,7 @@ from .chips_algorithm import ExportChipsAlgorithm
 from .classify_algorithm import ClassifyAlgorithm
 from .evaluate_algorithm import EvaluateAlgorithm
 from .train_algorithm import TrainAlgorithm
+from .vectorize_algorithm import VectorizeAlgorithm
 
 ICON = ":/plugins/landcover/icons/landcover.svg"
 
@@ -35,3 +36,4 @@ class LandcoverProvider(QgsProcessingProvider):
         self.addAlgorithm(EvaluateAlgorithm())
         self.addAlgorithm(ExportChipsAlgorithm())
         self.addAlgorithm(TrainAlgorithm())
+        self.addAlgorithm(VectorizeAlgorithm())

@@ -70,7 +70,7 @@ def test_styling_post_processor_and_model_builder(qgis_env, shared, tmp_path):
     assert report["renderer"] == "paletted"
     assert report["legend"][0] == ["building", "#db0e9a"]
     assert report["provider_algorithms"] == ["landcover:classify", "landcover:evaluate", "landcover:export_chips",
-                                            "landcover:train"]
+                                            "landcover:train", "landcover:vectorize"]
     assert Path(report["model_output"]).exists()
     with rasterio.open(report["model_output"]) as dst:
         assert dst.count == 1 and dst.colormap(1)[13][:3] == (0, 0, 0)
@@ -116,3 +116,15 @@ def test_qgis_process_train_on_a_real_flair_pair(qgis_env, shared, tmp_path):
     results = json.loads(proc.stdout)["results"]
     assert 0 <= results["VAL_MIOU"] <= 1 and out.exists() and out.with_suffix(".md").exists()
     assert (Path(results["RUN_DIR"]) / "metrics.csv").exists()
+
+
+def test_qgis_process_vectorize(qgis_env, shared, tmp_path):
+    classes = tmp_path / "classes.tif"
+    run = run_qgis_process(qgis_env, "run", "landcover:classify", "--", f"INPUT={shared / 'scenes' / 'RGBA.byte.tif'}",
+                           f"OUTPUT={classes}")
+    assert run.returncode == 0, run.stderr
+    out = tmp_path / "polygons.gpkg"
+    proc = run_qgis_process(qgis_env, "run", "landcover:vectorize", "--json", "--", f"CLASSES={classes}", "SIEVE=4",
+                            f"OUTPUT={out}")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert json.loads(proc.stdout)["results"]["POLYGONS"] > 0 and out.exists() and out.with_suffix(".qml").exists()

@@ -1,0 +1,70 @@
+"""Processing algorithm ``landcover:vectorize`` (engine: ``landcover_plugin.vectorize``)."""
+from pathlib import Path
+
+from qgis.core import (QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingOutputNumber,
+                       QgsProcessingParameterNumber, QgsProcessingParameterRasterLayer,
+                       QgsProcessingParameterVectorDestination)
+from qgis.PyQt.QtGui import QIcon
+
+from .classify_algorithm import LegendStyler
+
+
+class VectorizeAlgorithm(QgsProcessingAlgorithm):
+    CLASSES, SIEVE, MIN_AREA, OUTPUT = "CLASSES", "SIEVE", "MIN_AREA", "OUTPUT"
+
+    def __init__(self):
+        super().__init__()
+        self._stylers = []  # post-processors must outlive processAlgorithm
+
+    def createInstance(self):
+        return VectorizeAlgorithm()
+
+    def name(self):
+        return "vectorize"
+
+    def displayName(self):
+        return "Vectorize land cover"
+
+    def group(self):
+        return "Classification"
+
+    def groupId(self):
+        return "classification"
+
+    def icon(self):
+        return QIcon(":/plugins/landcover/icons/landcover.svg")
+
+    def shortHelpString(self):
+        return ("Turns a class raster from <i>Classify land cover</i> into polygons (GDAL Polygonize) with the "
+                "attributes class_value, class_name and area_m2, styled in the classes' colours. <b>Sieve</b> first "
+                "merges regions smaller than that many pixels into their largest neighbour; <b>Minimum area</b> then "
+                "drops smaller polygons. Output: a GeoPackage.")
+
+    def initAlgorithm(self, config=None):
+        self.addParameter(QgsProcessingParameterRasterLayer(self.CLASSES, "Class raster"))
+        self.addParameter(QgsProcessingParameterNumber(self.SIEVE, "Sieve (px; 0 = off)",
+                                                       QgsProcessingParameterNumber.Integer, defaultValue=0, minValue=0))
+        self.addParameter(QgsProcessingParameterNumber(self.MIN_AREA, "Minimum area (m²)",
+                                                       QgsProcessingParameterNumber.Double, defaultValue=0, minValue=0))
+        self.addParameter(QgsProcessingParameterVectorDestination(self.OUTPUT, "Land-cover polygons"))
+        self.addOutput(QgsProcessingOutputNumber("POLYGONS", "Polygons"))
+
+    def processAlgorithm(self, parameters, context, feedback):
+        from ..errors import LandcoverError
+        from ..vectorize import VectorizeParams, vectorize
+
+        output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
+        if not output.lower().endswith(".gpkg"):
+            output = str(Path(output).with_suffix(".gpkg"))
+        try:
+            result = vectorize(VectorizeParams(self.parameterAsRasterLayer(parameters, self.CLASSES, context).source(),
+                                               output, self.parameterAsInt(parameters, self.SIEVE, context),
+                                               self.parameterAsDouble(parameters, self.MIN_AREA, context)))
+        except LandcoverError as exc:
+            raise QgsProcessingException(str(exc)) from None
+        feedback.pushInfo(f"{result['polygons']} polygons written to {output}")
+        if context.willLoadLayerOnCompletion(output):
+            styler = LegendStyler(str(Path(output).with_suffix(".qml")))
+            self._stylers.append(styler)
+            context.layerToLoadOnCompletionDetails(output).setPostProcessor(styler)
+        return {self.OUTPUT: output, "POLYGONS": result["polygons"]}
