@@ -31,6 +31,7 @@ def main() -> None:
     ap.add_argument("--model", default=str(REPO / "models" / "flair-rgb.onnx"))
     ap.add_argument("--tile-size", type=int)
     ap.add_argument("--overlap", type=int)
+    ap.add_argument("--tta", action="store_true", help="test-time augmentation (8× slower)")
     ap.add_argument("--json")
     args = ap.parse_args()
     config = load_config(args.config)
@@ -53,7 +54,7 @@ def main() -> None:
                     dst.colorinterp = img.colorinterp
                 reference = lut[lab.read(1, window=win)]
             out = Path(tmp) / "classes.tif"
-            classify(ClassifyParams(block, out, args.model, args.tile_size, args.overlap, device="cpu"), info=lambda m: None)
+            classify(ClassifyParams(block, out, args.model, args.tile_size, args.overlap, device="cpu", tta=args.tta), info=lambda m: None)
             with rasterio.open(out) as o:
                 predicted = value_to_index[o.read(1)]
             cm += confusion_matrix(reference, predicted, k)

@@ -30,7 +30,7 @@ def _classify(args) -> int:
     from .engine.classify import ClassifyParams, classify
 
     params = ClassifyParams(args.input, args.output, args.model, args.tile_size, args.overlap, args.batch_size,
-                            args.device, args.confidence, args.bands, args.threads)
+                            args.device, args.confidence, args.bands, args.threads, tta=args.tta)
     if args.scheduler:
         from .scale_out import classify_dask
 
@@ -164,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--confidence", help="also write the maximum class probability to this GeoTIFF")
     p.add_argument("--bands", type=_bands, help="1-based input bands in the model's order, e.g. 1,2,3")
     p.add_argument("--threads", type=int, help="CPU threads for onnxruntime (default: all cores)")
+    p.add_argument("--tta", action="store_true", help="test-time augmentation: average over flips and 90° rotations (8× slower)")
     p.add_argument("--scheduler", help="run on Dask: local[N] (N worker processes) or tcp://HOST:PORT; "
                                        "OUTPUT .tif gives a COG, .vrt a VRT over the parts; a killed run resumes")
     p.add_argument("--part-rows", type=int, default=2048, help="rows per Dask task (default 2048)")

@@ -51,6 +51,7 @@ class ClassifyParams:
     bands: tuple[int, ...] | None = None
     threads: int | None = None
     row_range: tuple[int, int] | None = None  # write only input rows [y0, y1) (a part, for scale-out)
+    tta: bool = False  # test-time augmentation: flips and 90° rotations averaged (8× slower)
 
 
 @dataclass
@@ -156,7 +157,7 @@ def classify(params: ClassifyParams, progress: Callable[[float], None] | None = 
         tags = {
             "LANDCOVER_MODEL": meta.name or model.path.stem, "LANDCOVER_MODEL_SHA256": model.sha256,
             "LANDCOVER_CLASSES": json.dumps(dict(zip(map(str, meta.class_values), meta.class_names))),
-            "LANDCOVER_TILE_SIZE": str(tile), "LANDCOVER_OVERLAP": str(overlap),
+            "LANDCOVER_TILE_SIZE": str(tile), "LANDCOVER_OVERLAP": str(overlap), "LANDCOVER_TTA": str(params.tta),
             "LANDCOVER_DEVICE": params.device, "LANDCOVER_PROVIDER": model.provider,
             "LANDCOVER_BANDS": ",".join(map(str, src.bands)), "LANDCOVER_VERSION": __version__,
             "LANDCOVER_CREATED": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -180,7 +181,7 @@ def classify(params: ClassifyParams, progress: Callable[[float], None] | None = 
                     if cancelled and cancelled():
                         raise Cancelled("cancelled by the user; no output was written")
                     x = np.stack([np.where(v, d, np.asarray(fill, d.dtype)) for _, d, v in batch])
-                    probs = model.predict(x)
+                    probs = model.predict(x, params.tta)
                     for (w, _, v), p in zip(batch, probs):
                         acc.add(w, p, tile_weights(w, src.width, src.height, meta.padding) * v)
                 done += len(row)

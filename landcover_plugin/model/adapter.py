@@ -119,8 +119,25 @@ class OnnxModel:
         up = lambda n: -(-n // SIZE_MULTIPLE) * SIZE_MULTIPLE  # noqa: E731
         return (fh or up(height), fw or up(width))
 
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        """Probabilities ``(B, K, H, W)`` float32 for raw tiles ``x`` ``(B, C, H, W)``."""
+    def predict(self, x: np.ndarray, tta: bool = False) -> np.ndarray:
+        """Probabilities ``(B, K, H, W)`` float32 for raw tiles ``x`` ``(B, C, H, W)``.
+
+        ``tta``: test-time augmentation — the mean of the probabilities over the 8 flips and 90°
+        rotations of the tile (the dihedral group D4), each mapped back; 8× the inference cost."""
+        if not tta:
+            return self._predict(x)
+        total = None
+        for k in range(4):
+            for flip in (False, True):
+                view = np.rot90(x, k, axes=(2, 3))
+                view = view[..., ::-1] if flip else view
+                p = self._predict(np.ascontiguousarray(view))
+                p = p[..., ::-1] if flip else p
+                p = np.rot90(p, -k, axes=(2, 3))
+                total = p.copy() if total is None else total + p
+        return total / 8
+
+    def _predict(self, x: np.ndarray) -> np.ndarray:
         b, c, h, w = x.shape
         if c != self.num_bands:
             raise LandcoverError(f"model takes {self.num_bands} bands, got {c}")

@@ -2,7 +2,7 @@
 progress, messages and cancel through the feedback object; the output arrives styled."""
 from pathlib import Path
 
-from qgis.core import (QgsProcessing, QgsProcessingAlgorithm, QgsProcessingException,
+from qgis.core import (QgsProcessing, QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingParameterBoolean,
                        QgsProcessingLayerPostProcessorInterface, QgsProcessingParameterEnum,
                        QgsProcessingParameterFile, QgsProcessingParameterNumber,
                        QgsProcessingParameterRasterDestination, QgsProcessingParameterRasterLayer)
@@ -26,8 +26,8 @@ class LegendStyler(QgsProcessingLayerPostProcessorInterface):
 
 
 class ClassifyAlgorithm(QgsProcessingAlgorithm):
-    INPUT, MODEL, TILE_SIZE, OVERLAP, BATCH_SIZE, DEVICE, OUTPUT, CONFIDENCE = (
-        "INPUT", "MODEL", "TILE_SIZE", "OVERLAP", "BATCH_SIZE", "DEVICE", "OUTPUT", "CONFIDENCE")
+    INPUT, MODEL, TILE_SIZE, OVERLAP, BATCH_SIZE, DEVICE, TTA, OUTPUT, CONFIDENCE = (
+        "INPUT", "MODEL", "TILE_SIZE", "OVERLAP", "BATCH_SIZE", "DEVICE", "TTA", "OUTPUT", "CONFIDENCE")
 
     def __init__(self):
         super().__init__()
@@ -64,7 +64,8 @@ class ClassifyAlgorithm(QgsProcessingAlgorithm):
             "<b>Tile size / overlap</b>: px; leave empty for the model's defaults.<br>"
             "<b>Batch size</b>: tiles per inference call.<br>"
             "<b>Device</b>: auto uses CUDA when onnxruntime offers it; the log says which execution provider "
-            "ran.<br><b>Confidence</b>: optional raster of the maximum class probability (0–1).")
+            "ran.<br><b>Test-time augmentation</b>: averages the probabilities over the tile's flips and 90° "
+            "rotations (8× slower).<br><b>Confidence</b>: optional raster of the maximum class probability (0–1).")
 
     def initAlgorithm(self, config=None):
         from ..model.registry import DEFAULT_MODEL, bundled_models
@@ -82,6 +83,8 @@ class ClassifyAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(QgsProcessingParameterNumber(self.BATCH_SIZE, "Batch size (tiles per inference)",
                                                        QgsProcessingParameterNumber.Integer, defaultValue=4, minValue=1))
         self.addParameter(QgsProcessingParameterEnum(self.DEVICE, "Device", options=DEVICES, defaultValue=0))
+        self.addParameter(QgsProcessingParameterBoolean(self.TTA, "Test-time augmentation (flips and rotations; 8× slower)",
+                                                        defaultValue=False))
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Land cover"))
         self.addParameter(QgsProcessingParameterRasterDestination(self.CONFIDENCE, "Confidence (maximum class probability)",
                                                                   optional=True, createByDefault=False))
@@ -112,7 +115,8 @@ class ClassifyAlgorithm(QgsProcessingAlgorithm):
             tile_size=self._optional_int(parameters, self.TILE_SIZE, context),
             overlap=self._optional_int(parameters, self.OVERLAP, context),
             batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context),
-            device=DEVICES[self.parameterAsEnum(parameters, self.DEVICE, context)], confidence=confidence)
+            device=DEVICES[self.parameterAsEnum(parameters, self.DEVICE, context)], confidence=confidence,
+            tta=self.parameterAsBool(parameters, self.TTA, context))
         try:
             result = classify(params, progress=lambda f: feedback.setProgress(100.0 * f),
                               cancelled=feedback.isCanceled, info=feedback.pushInfo)

@@ -61,3 +61,13 @@ def test_registry(tmp_path):
     assert resolve_model(str(path)) == path
     assert DEFAULT_MODEL in bundled_models()
     assert resolve_model(None) == bundled_models()[DEFAULT_MODEL]
+
+
+def test_tta_maps_each_transform_back(tmp_path):
+    """A model invariant to flips and rotations (a 5×5 box filter) gives the same output with TTA; a
+    wrong inverse transform would not. (Tiles are multiples of 32 px, so no one-sided padding.)"""
+    model = OnnxModel(make_model(tmp_path / "k5.onnx", kernel=5), "cpu")
+    x = np.random.default_rng(0).integers(0, 255, (2, 3, 64, 96)).astype(np.float32)
+    np.testing.assert_allclose(model.predict(x, tta=True), model.predict(x), atol=1e-6)
+    odd = np.random.default_rng(1).integers(0, 255, (1, 3, 40, 56)).astype(np.float32)
+    assert model.predict(odd, tta=True).shape == (1, 3, 40, 56)
