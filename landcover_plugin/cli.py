@@ -47,6 +47,8 @@ def _classify(args) -> int:
         result = classify(params, progress=progress, info=info)
     finally:
         bar.close()
+    if args.areas:
+        result.write_class_areas(args.areas)
     if not args.quiet:
         print(summary_text(result))
     return 0
@@ -164,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--confidence", help="also write the maximum class probability to this GeoTIFF")
     p.add_argument("--bands", type=_bands, help="1-based input bands in the model's order, e.g. 1,2,3")
     p.add_argument("--threads", type=int, help="CPU threads for onnxruntime (default: all cores)")
+    p.add_argument("--areas", help="also write the class-area table (class, pixels, km², %%) to this CSV")
     p.add_argument("--tta", action="store_true", help="test-time augmentation: average over flips and 90° rotations (8× slower)")
     p.add_argument("--scheduler", help="run on Dask: local[N] (N worker processes) or tcp://HOST:PORT; "
                                        "OUTPUT .tif gives a COG, .vrt a VRT over the parts; a killed run resumes")

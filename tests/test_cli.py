@@ -30,9 +30,14 @@ def fails(capsys, argv, match):
 
 def test_classify_and_summary(tmp_path, scene, model_path, capsys):
     assert main(["classify", str(scene), str(tmp_path / "o.tif"), "--model", str(model_path), "--tile-size", "48",
-                 "--overlap", "8", "--batch-size", "3", "--device", "cpu", "--bands", "1,2,3"]) == 0
+                 "--overlap", "8", "--batch-size", "3", "--device", "cpu", "--bands", "1,2,3",
+                 "--areas", str(tmp_path / "areas.csv")]) == 0
     out = capsys.readouterr().out
     assert "MP/s on CPUExecutionProvider" in out and "km²" in out and "green thing" in out
+    rows = (tmp_path / "areas.csv").read_text().splitlines()
+    assert rows[0] == "class,pixels,km2,percent" and len(rows) == 4
+    total = sum(int(r.split(",")[1]) for r in rows[1:])
+    assert total == 150 * 170 and abs(sum(float(r.split(",")[3]) for r in rows[1:]) - 100) < 1e-3
 
 
 def test_bad_inputs_give_one_line_and_no_output(tmp_path, scene, model_path, capsys):

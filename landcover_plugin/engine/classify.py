@@ -81,6 +81,16 @@ class ClassifyResult:
         return [(name, n, n * self.pixel_area_m2 / 1e6 if self.pixel_area_m2 else None, 100.0 * n / total)
                 for name, n in self.class_pixels.items()]
 
+    def write_class_areas(self, path: str | Path) -> None:
+        """The class table as CSV: class, pixels, km2 (empty when not georeferenced), percent."""
+        import csv
+
+        with open(path, "w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["class", "pixels", "km2", "percent"])
+            for name, pixels, km2, pct in self.class_table():
+                writer.writerow([name, pixels, "" if km2 is None else f"{km2:.6f}", f"{pct:.4f}"])
+
 
 def check_output(input_path: Path, output: Path, what: str = "output", suffixes: tuple[str, ...] = (".tif", ".tiff")) -> None:
     """Raise ``LandcoverError`` when ``output`` is the input, its folder is missing or not writable, or

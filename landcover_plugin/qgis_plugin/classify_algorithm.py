@@ -4,7 +4,7 @@ from pathlib import Path
 
 from qgis.core import (QgsProcessing, QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingParameterBoolean,
                        QgsProcessingLayerPostProcessorInterface, QgsProcessingParameterEnum,
-                       QgsProcessingParameterFile, QgsProcessingParameterNumber,
+                       QgsProcessingParameterFile, QgsProcessingParameterFileDestination, QgsProcessingParameterNumber,
                        QgsProcessingParameterRasterDestination, QgsProcessingParameterRasterLayer)
 from qgis.PyQt.QtGui import QIcon
 
@@ -26,8 +26,8 @@ class LegendStyler(QgsProcessingLayerPostProcessorInterface):
 
 
 class ClassifyAlgorithm(QgsProcessingAlgorithm):
-    INPUT, MODEL, TILE_SIZE, OVERLAP, BATCH_SIZE, DEVICE, TTA, OUTPUT, CONFIDENCE = (
-        "INPUT", "MODEL", "TILE_SIZE", "OVERLAP", "BATCH_SIZE", "DEVICE", "TTA", "OUTPUT", "CONFIDENCE")
+    INPUT, MODEL, TILE_SIZE, OVERLAP, BATCH_SIZE, DEVICE, TTA, OUTPUT, CONFIDENCE, CLASS_AREAS = (
+        "INPUT", "MODEL", "TILE_SIZE", "OVERLAP", "BATCH_SIZE", "DEVICE", "TTA", "OUTPUT", "CONFIDENCE", "CLASS_AREAS")
 
     def __init__(self):
         super().__init__()
@@ -88,6 +88,8 @@ class ClassifyAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Land cover"))
         self.addParameter(QgsProcessingParameterRasterDestination(self.CONFIDENCE, "Confidence (maximum class probability)",
                                                                   optional=True, createByDefault=False))
+        self.addParameter(QgsProcessingParameterFileDestination(self.CLASS_AREAS, "Class areas (CSV)", "CSV files (*.csv)",
+                                                                optional=True, createByDefault=False))
 
     def _optional_int(self, parameters, name, context):
         value = parameters.get(name)
@@ -136,4 +138,8 @@ class ClassifyAlgorithm(QgsProcessingAlgorithm):
         outputs = {self.OUTPUT: output}
         if confidence:
             outputs[self.CONFIDENCE] = confidence
+        areas = self.parameterAsFileOutput(parameters, self.CLASS_AREAS, context)
+        if areas:
+            result.write_class_areas(areas)
+            outputs[self.CLASS_AREAS] = areas
         return outputs

@@ -33,10 +33,13 @@ def check_output(src_path, out_path):
 def test_qgis_process_on_rgba_scenes(qgis_env, shared, tmp_path, name):
     src = shared / "scenes" / name
     out = tmp_path / "classes.tif"
-    proc = run_qgis_process(qgis_env, "run", "landcover:classify", "--", f"INPUT={src}", f"OUTPUT={out}")
+    areas = tmp_path / "areas.csv"
+    proc = run_qgis_process(qgis_env, "run", "landcover:classify", "--", f"INPUT={src}", f"OUTPUT={out}",
+                            f"CLASS_AREAS={areas}")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "CPUExecutionProvider" in proc.stdout
     check_output(src, out)
+    assert areas.read_text().startswith("class,pixels,km2,percent\nbuilding,")
 
 
 def test_qgis_process_json_on_the_21_mp_flair_mosaic(qgis_env, shared, tmp_path):
