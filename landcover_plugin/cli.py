@@ -111,10 +111,10 @@ def _train(args) -> int:
 
 
 def _evaluate(args) -> int:
-    from .evaluate import EvaluateParams, evaluate, parse_mapping, write_report
+    from .codes import parse_codes, parse_mapping
+    from .evaluate import EvaluateParams, evaluate, write_report
 
-    ignore = tuple(int(v) for v in args.ignore.split(",")) if args.ignore else ()
-    result = evaluate(EvaluateParams(args.prediction, args.reference, parse_mapping(args.map or ""), ignore))
+    result = evaluate(EvaluateParams(args.prediction, args.reference, parse_mapping(args.map), parse_codes(args.ignore)))
     write_report(result, args.json, args.report)
     print(f"overall accuracy {result['overall_accuracy']:.4f}, kappa {result['kappa']:.4f}, "
           f"mIoU {result['miou']:.4f} over {sum(result['present'])} classes; {result['scored_pixels']:,} pixels scored")
@@ -127,9 +127,10 @@ def _evaluate(args) -> int:
 
 def _chips(args) -> int:
     from .chips import ChipParams, export_chips
+    from .codes import parse_codes
 
-    ignore = tuple(int(v) for v in args.ignore.split(",") if v.strip())
-    result = export_chips(ChipParams(args.image, args.label, args.output, args.size, args.stride, args.max_ignore, ignore))
+    result = export_chips(ChipParams(args.image, args.label, args.output, args.size, args.stride, args.max_ignore,
+                                     parse_codes(args.ignore)))
     print(f"Wrote {result['chips']} chip pairs to {result['output']} (manifest.csv; {result['skipped']} skipped)")
     return 0
 
@@ -190,7 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_train)
 
     p = sub.add_parser("evaluate", help="score a class raster against reference labels")
-    p.add_argument("prediction", help="class raster written by `landcover classify` (or with --classes)")
+    p.add_argument("prediction", help="class raster written by `landcover classify`")
     p.add_argument("reference", help="reference label raster (same grid, or georeferenced: warped with nearest)")
     p.add_argument("--map", help="reference codes onto class values, e.g. 13-19:13,0:255")
     p.add_argument("--ignore", help="reference codes not scored, e.g. 0,255")

@@ -37,20 +37,6 @@ class EvaluateParams:
     classes: dict[int, str] | None = None
 
 
-def parse_mapping(text: str) -> dict[int, int]:
-    """``"13-19:13,0:5"`` → {13: 13, …, 19: 13, 0: 5}. Raises ``LandcoverError`` on bad syntax."""
-    mapping = {}
-    for item in filter(None, (t.strip() for t in text.split(","))):
-        try:
-            source, target = item.split(":")
-            lo, _, hi = source.partition("-")
-            for code in range(int(lo), int(hi or lo) + 1):
-                mapping[code] = int(target)
-        except ValueError:
-            raise LandcoverError(f"--map entry {item!r} must look like CODE:VALUE or FROM-TO:VALUE") from None
-    return mapping
-
-
 def _open(path: Path, what: str):
     if not path.exists():
         raise LandcoverError(f"{what} raster not found: {path}")
@@ -72,7 +58,8 @@ def evaluate(params: EvaluateParams) -> dict:
         if classes is None:
             tag = pred.tags().get("LANDCOVER_CLASSES")
             if not tag:
-                raise LandcoverError(f"{pred_path} has no LANDCOVER_CLASSES tag: pass the class names with --classes")
+                raise LandcoverError(f"{pred_path} has no LANDCOVER_CLASSES tag: evaluate a class raster written by "
+                                     "landcover classify (or pass EvaluateParams.classes from Python)")
             classes = {int(k): v for k, v in json.loads(tag).items()}
         values = sorted(classes)
         k = len(values)

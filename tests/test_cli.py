@@ -3,7 +3,6 @@ import hashlib
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 from landcover_plugin.cli import main

@@ -8,7 +8,8 @@ from rasterio.transform import from_origin
 
 from landcover_plugin.cli import main
 from landcover_plugin.errors import LandcoverError
-from landcover_plugin.evaluate import EvaluateParams, evaluate, parse_mapping
+from landcover_plugin.codes import parse_codes, parse_mapping
+from landcover_plugin.evaluate import EvaluateParams, evaluate
 
 CLASSES = {1: "built", 2: "water", 5: "trees"}
 
@@ -65,3 +66,12 @@ def test_cli_writes_json_and_report(pair, tmp_path, capsys):
     report = (tmp_path / "r.md").read_text()
     assert "Cohen's kappa" in report and "| trees | 5 | 4 |" in report and (tmp_path / "r.png").stat().st_size > 1000
     assert main(["evaluate", str(pair[0]), str(tmp_path / "missing.tif")]) == 2
+
+
+def test_code_parsing():
+    assert parse_codes("0, 255") == (0, 255) and parse_codes(None) == ()
+    assert parse_mapping("13-15:13,0:5") == {13: 13, 14: 13, 15: 13, 0: 5}
+    with pytest.raises(LandcoverError, match="comma-separated integers"):
+        parse_codes("0,x")
+    with pytest.raises(LandcoverError, match="CODE:VALUE"):
+        parse_mapping("13-19")

@@ -1,38 +1,25 @@
 """Processing algorithm ``landcover:export_chips`` (engine: ``landcover_plugin.chips``)."""
-from qgis.core import (QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingOutputNumber,
+from qgis.core import (QgsProcessingException, QgsProcessingOutputNumber,
                        QgsProcessingParameterFolderDestination, QgsProcessingParameterNumber,
                        QgsProcessingParameterRasterLayer, QgsProcessingParameterString)
-from qgis.PyQt.QtGui import QIcon
+
+from .base import LandcoverAlgorithm
 
 
-class ExportChipsAlgorithm(QgsProcessingAlgorithm):
+class ExportChipsAlgorithm(LandcoverAlgorithm):
     IMAGE, LABEL, SIZE, STRIDE, MAX_IGNORE, IGNORE, OUTPUT = (
         "IMAGE", "LABEL", "SIZE", "STRIDE", "MAX_IGNORE", "IGNORE", "OUTPUT")
 
-    def createInstance(self):
-        return ExportChipsAlgorithm()
-
-    def name(self):
-        return "export_chips"
-
-    def displayName(self):
-        return "Export training chips"
-
-    def group(self):
-        return "Training"
-
-    def groupId(self):
-        return "training"
-
-    def icon(self):
-        return QIcon(":/plugins/landcover/icons/landcover.svg")
-
-    def shortHelpString(self):
-        return ("Cuts aligned image/label chips (GeoTIFF, georeferenced like the image) into a new folder with "
-                "images/, labels/ and manifest.csv (position and pixel count of every label code per chip, for "
-                "stratified splits). The label raster may be on another grid or CRS: it is warped onto the image's "
-                "grid with nearest. Chips with more than <i>Max ignore</i> of ignore pixels (label codes in "
-                "<i>Ignore codes</i>, or image nodata/alpha 0) are skipped.")
+    NAME = "export_chips"
+    DISPLAY_NAME = "Export training chips"
+    GROUP = "Training"
+    GROUP_ID = "training"
+    HELP = (
+        'Cuts aligned image/label chips (GeoTIFF, georeferenced like the image) into a new folder with '
+        'images/, labels/ and manifest.csv (position and pixel count of every label code per chip, for '
+        'stratified splits). The label raster may be on another grid or CRS: it is warped onto the '
+        "image's grid with nearest. Chips with more than <i>Max ignore</i> of ignore pixels (label codes "
+        'in <i>Ignore codes</i>, or image nodata/alpha 0) are skipped.')
 
     def initAlgorithm(self, config=None):
         self.addParameter(QgsProcessingParameterRasterLayer(self.IMAGE, "Image"))
@@ -50,11 +37,12 @@ class ExportChipsAlgorithm(QgsProcessingAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):
         from ..chips import ChipParams, export_chips
+        from ..codes import parse_codes
         from ..errors import LandcoverError
 
         stride = parameters.get(self.STRIDE)
         try:
-            ignore = tuple(int(v) for v in self.parameterAsString(parameters, self.IGNORE, context).split(",") if v.strip())
+            ignore = parse_codes(self.parameterAsString(parameters, self.IGNORE, context))
             result = export_chips(ChipParams(
                 self.parameterAsRasterLayer(parameters, self.IMAGE, context).source(),
                 self.parameterAsRasterLayer(parameters, self.LABEL, context).source(),
@@ -62,8 +50,6 @@ class ExportChipsAlgorithm(QgsProcessingAlgorithm):
                 self.parameterAsInt(parameters, self.SIZE, context),
                 None if stride in (None, "") else self.parameterAsInt(parameters, self.STRIDE, context),
                 self.parameterAsDouble(parameters, self.MAX_IGNORE, context), ignore))
-        except ValueError:
-            raise QgsProcessingException("Ignore codes must be comma-separated integers, e.g. 0,255") from None
         except LandcoverError as exc:
             raise QgsProcessingException(str(exc)) from None
         feedback.pushInfo(f"{result['chips']} chip pairs written, {result['skipped']} skipped")

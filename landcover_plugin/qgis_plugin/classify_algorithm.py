@@ -2,70 +2,37 @@
 progress, messages and cancel through the feedback object; the output arrives styled."""
 from pathlib import Path
 
-from qgis.core import (QgsProcessing, QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingParameterBoolean,
-                       QgsProcessingLayerPostProcessorInterface, QgsProcessingParameterEnum,
-                       QgsProcessingParameterFile, QgsProcessingParameterFileDestination, QgsProcessingParameterNumber,
-                       QgsProcessingParameterRasterDestination, QgsProcessingParameterRasterLayer)
-from qgis.PyQt.QtGui import QIcon
+from qgis.core import (QgsProcessingException, QgsProcessingParameterBoolean, QgsProcessingParameterEnum,
+                       QgsProcessingParameterFile, QgsProcessingParameterFileDestination,
+                       QgsProcessingParameterNumber, QgsProcessingParameterRasterDestination,
+                       QgsProcessingParameterRasterLayer)
+
+from .base import LandcoverAlgorithm
 
 DEVICES = ["auto", "cpu", "cuda"]
 
 
-class LegendStyler(QgsProcessingLayerPostProcessorInterface):
-    """Applies the ``.qml`` written beside the class raster when QGIS loads the output layer."""
-
-    def __init__(self, qml: str):
-        super().__init__()
-        self.qml = qml
-
-    def postProcessLayer(self, layer, context, feedback):
-        message, ok = layer.loadNamedStyle(self.qml)
-        if not ok:
-            feedback.reportError(f"could not apply the style {self.qml}: {message}")
-        layer.triggerRepaint()
-
-
-class ClassifyAlgorithm(QgsProcessingAlgorithm):
+class ClassifyAlgorithm(LandcoverAlgorithm):
     INPUT, MODEL, TILE_SIZE, OVERLAP, BATCH_SIZE, DEVICE, TTA, OUTPUT, CONFIDENCE, CLASS_AREAS = (
         "INPUT", "MODEL", "TILE_SIZE", "OVERLAP", "BATCH_SIZE", "DEVICE", "TTA", "OUTPUT", "CONFIDENCE", "CLASS_AREAS")
 
-    def __init__(self):
-        super().__init__()
-        self._stylers = []  # post-processors must outlive processAlgorithm
-
-    def createInstance(self):
-        return ClassifyAlgorithm()
-
-    def name(self):
-        return "classify"
-
-    def displayName(self):
-        return "Classify land cover"
-
-    def group(self):
-        return "Classification"
-
-    def groupId(self):
-        return "classification"
-
-    def icon(self):
-        return QIcon(":/plugins/landcover/icons/landcover.svg")
-
-    def shortHelpString(self):
-        return (
-            "Classifies a raster layer into land-cover classes with an ONNX segmentation model and writes a "
-            "class GeoTIFF on the input's grid (CRS, geotransform and size), with a colour table, class names "
-            "and a legend style.<br><br>"
-            "The raster is read in tiles that overlap; the probabilities of overlapping tiles are blended with a "
-            "smooth (Hann) weight so no seams appear. Pixels that are nodata or alpha 0 are written as nodata "
-            "(255). Memory stays bounded whatever the raster's size.<br><br>"
-            "<b>Model</b>: an ONNX file with Landcover (or Deepness) metadata; default: the bundled "
-            "<i>flair-rgb</i> model (0.2 m RGB aerial imagery, 13 FLAIR classes, IGN FLAIR #1).<br>"
-            "<b>Tile size / overlap</b>: px; leave empty for the model's defaults.<br>"
-            "<b>Batch size</b>: tiles per inference call.<br>"
-            "<b>Device</b>: auto uses CUDA when onnxruntime offers it; the log says which execution provider "
-            "ran.<br><b>Test-time augmentation</b>: averages the probabilities over the tile's flips and 90° "
-            "rotations (8× slower).<br><b>Confidence</b>: optional raster of the maximum class probability (0–1).")
+    NAME = "classify"
+    DISPLAY_NAME = "Classify land cover"
+    GROUP = "Classification"
+    GROUP_ID = "classification"
+    HELP = (
+        'Classifies a raster layer into land-cover classes with an ONNX segmentation model and writes a '
+        "class GeoTIFF on the input's grid (CRS, geotransform and size), with a colour table, class names"
+        ' and a legend style.<br><br>The raster is read in tiles that overlap; the probabilities of '
+        'overlapping tiles are blended with a smooth (Hann) weight so no seams appear. Pixels that are '
+        "nodata or alpha 0 are written as nodata (255). Memory stays bounded whatever the raster's "
+        'size.<br><br><b>Model</b>: an ONNX file with Landcover (or Deepness) metadata; default: the '
+        'bundled <i>flair-rgb</i> model (0.2 m RGB aerial imagery, 13 FLAIR classes, IGN FLAIR '
+        "#1).<br><b>Tile size / overlap</b>: px; leave empty for the model's defaults.<br><b>Batch "
+        'size</b>: tiles per inference call.<br><b>Device</b>: auto uses CUDA when onnxruntime offers it;'
+        ' the log says which execution provider ran.<br><b>Test-time augmentation</b>: averages the '
+        "probabilities over the tile's flips and 90° rotations (8× slower).<br><b>Confidence</b>: "
+        'optional raster of the maximum class probability (0–1).')
 
     def initAlgorithm(self, config=None):
         from ..model.registry import DEFAULT_MODEL, bundled_models
@@ -129,12 +96,7 @@ class ClassifyAlgorithm(QgsProcessingAlgorithm):
         from ..cli import summary_text
 
         feedback.pushInfo(summary_text(result))
-        if context.willLoadLayerOnCompletion(output):
-            styler = LegendStyler(str(Path(output).with_suffix(".qml")))
-            self._stylers.append(styler)
-            details = context.layerToLoadOnCompletionDetails(output)
-            details.name = f"Land cover ({result.model_name})"
-            details.setPostProcessor(styler)
+        self.style_on_load(context, output, str(Path(output).with_suffix(".qml")), f"Land cover ({result.model_name})")
         outputs = {self.OUTPUT: output}
         if confidence:
             outputs[self.CONFIDENCE] = confidence

@@ -4,7 +4,8 @@ from qgis.PyQt.QtGui import QIcon
 from qgis.PyQt.QtWidgets import QAction
 
 from .. import resources  # noqa: F401  (registers the compiled Qt resources: icons)
-from .provider import ICON, LandcoverProvider
+from .base import ICON
+from .provider import LandcoverProvider
 
 
 class LandcoverPlugin:

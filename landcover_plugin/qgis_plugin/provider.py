@@ -3,13 +3,12 @@ from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
 from .. import __version__
+from .base import ICON
 from .chips_algorithm import ExportChipsAlgorithm
 from .classify_algorithm import ClassifyAlgorithm
 from .evaluate_algorithm import EvaluateAlgorithm
 from .train_algorithm import TrainAlgorithm
 from .vectorize_algorithm import VectorizeAlgorithm
-
-ICON = ":/plugins/landcover/icons/landcover.svg"
 
 
 class LandcoverProvider(QgsProcessingProvider):

@@ -3,39 +3,27 @@ like any Processing algorithm, with progress and Cancel."""
 from datetime import datetime
 from pathlib import Path
 
-from qgis.core import (QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingOutputFolder,
-                       QgsProcessingOutputNumber, QgsProcessingParameterFile, QgsProcessingParameterFileDestination,
+from qgis.core import (QgsProcessingException, QgsProcessingOutputFolder, QgsProcessingOutputNumber,
+                       QgsProcessingParameterFile, QgsProcessingParameterFileDestination,
                        QgsProcessingParameterNumber)
-from qgis.PyQt.QtGui import QIcon
+
+from .base import LandcoverAlgorithm
 
 
-class TrainAlgorithm(QgsProcessingAlgorithm):
+class TrainAlgorithm(LandcoverAlgorithm):
     CONFIG, STEPS, SEED, OUTPUT = "CONFIG", "STEPS", "SEED", "OUTPUT"
 
-    def createInstance(self):
-        return TrainAlgorithm()
-
-    def name(self):
-        return "train"
-
-    def displayName(self):
-        return "Train a land-cover model"
-
-    def group(self):
-        return "Training"
-
-    def groupId(self):
-        return "training"
-
-    def icon(self):
-        return QIcon(":/plugins/landcover/icons/landcover.svg")
-
-    def shortHelpString(self):
-        return ("Trains a segmentation model (U-Net on an ImageNet-pretrained EfficientNet-Lite0) from the image + label "
-                "raster pairs and classes of a training config (JSON; see models/flair-rgb.train.json), validates on "
-                "contiguous held-out blocks, and exports the best step to ONNX with complete metadata and a model card "
-                "(.md beside it). The run folder (config, metrics.csv, best.pt, summary.json) is created beside the "
-                "output. Needs PyTorch in QGIS' Python. Cancel stops after the current step; no model is written then.")
+    NAME = "train"
+    DISPLAY_NAME = "Train a land-cover model"
+    GROUP = "Training"
+    GROUP_ID = "training"
+    HELP = (
+        'Trains a segmentation model (U-Net on an ImageNet-pretrained EfficientNet-Lite0) from the image '
+        '+ label raster pairs and classes of a training config (JSON; see models/flair-rgb.train.json), '
+        'validates on contiguous held-out blocks, and exports the best step to ONNX with complete '
+        'metadata and a model card (.md beside it). The run folder (config, metrics.csv, best.pt, '
+        "summary.json) is created beside the output. Needs PyTorch in QGIS' Python. Cancel stops after "
+        'the current step; no model is written then.')
 
     def initAlgorithm(self, config=None):
         self.addParameter(QgsProcessingParameterFile(self.CONFIG, "Training config (JSON)", extension="json"))

@@ -1,44 +1,25 @@
 """Processing algorithm ``landcover:vectorize`` (engine: ``landcover_plugin.vectorize``)."""
 from pathlib import Path
 
-from qgis.core import (QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingOutputNumber,
-                       QgsProcessingParameterNumber, QgsProcessingParameterRasterLayer,
-                       QgsProcessingParameterVectorDestination)
-from qgis.PyQt.QtGui import QIcon
+from qgis.core import (QgsProcessingException, QgsProcessingOutputNumber, QgsProcessingParameterNumber,
+                       QgsProcessingParameterRasterLayer, QgsProcessingParameterVectorDestination)
 
-from .classify_algorithm import LegendStyler
+from .base import LandcoverAlgorithm
 
 
-class VectorizeAlgorithm(QgsProcessingAlgorithm):
+
+class VectorizeAlgorithm(LandcoverAlgorithm):
     CLASSES, SIEVE, MIN_AREA, OUTPUT = "CLASSES", "SIEVE", "MIN_AREA", "OUTPUT"
 
-    def __init__(self):
-        super().__init__()
-        self._stylers = []  # post-processors must outlive processAlgorithm
-
-    def createInstance(self):
-        return VectorizeAlgorithm()
-
-    def name(self):
-        return "vectorize"
-
-    def displayName(self):
-        return "Vectorize land cover"
-
-    def group(self):
-        return "Classification"
-
-    def groupId(self):
-        return "classification"
-
-    def icon(self):
-        return QIcon(":/plugins/landcover/icons/landcover.svg")
-
-    def shortHelpString(self):
-        return ("Turns a class raster from <i>Classify land cover</i> into polygons (GDAL Polygonize) with the "
-                "attributes class_value, class_name and area_m2, styled in the classes' colours. <b>Sieve</b> first "
-                "merges regions smaller than that many pixels into their largest neighbour; <b>Minimum area</b> then "
-                "drops smaller polygons. Output: a GeoPackage.")
+    NAME = "vectorize"
+    DISPLAY_NAME = "Vectorize land cover"
+    GROUP = "Classification"
+    GROUP_ID = "classification"
+    HELP = (
+        'Turns a class raster from <i>Classify land cover</i> into polygons (GDAL Polygonize) with the '
+        "attributes class_value, class_name and area_m2, styled in the classes' colours. <b>Sieve</b> "
+        'first merges regions smaller than that many pixels into their largest neighbour; <b>Minimum '
+        'area</b> then drops smaller polygons. Output: a GeoPackage.')
 
     def initAlgorithm(self, config=None):
         self.addParameter(QgsProcessingParameterRasterLayer(self.CLASSES, "Class raster"))
@@ -63,8 +44,5 @@ class VectorizeAlgorithm(QgsProcessingAlgorithm):
         except LandcoverError as exc:
             raise QgsProcessingException(str(exc)) from None
         feedback.pushInfo(f"{result['polygons']} polygons written to {output}")
-        if context.willLoadLayerOnCompletion(output):
-            styler = LegendStyler(str(Path(output).with_suffix(".qml")))
-            self._stylers.append(styler)
-            context.layerToLoadOnCompletionDetails(output).setPostProcessor(styler)
+        self.style_on_load(context, output, str(Path(output).with_suffix(".qml")))
         return {self.OUTPUT: output, "POLYGONS": result["polygons"]}
