@@ -50,7 +50,7 @@ class ClassifyAlgorithm(LandcoverAlgorithm):
         self.addParameter(QgsProcessingParameterNumber(self.BATCH_SIZE, "Batch size (tiles per inference)",
                                                        QgsProcessingParameterNumber.Integer, defaultValue=4, minValue=1))
         self.addParameter(QgsProcessingParameterEnum(self.DEVICE, "Device", options=DEVICES, defaultValue=0))
-        self.addParameter(QgsProcessingParameterBoolean(self.TTA, "Test-time augmentation (flips and rotations; 8× slower)",
+        self.addParameter(QgsProcessingParameterBoolean(self.TTA, "Test-time augmentation (8× slower)",
                                                         defaultValue=False))
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Land cover"))
         self.addParameter(QgsProcessingParameterRasterDestination(self.CONFIDENCE, "Confidence (maximum class probability)",
