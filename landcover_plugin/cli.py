@@ -143,6 +143,13 @@ def _vectorize(args) -> int:
     return 0
 
 
+def _diagnostics(args) -> int:
+    from .diagnostics import diagnostics_text
+
+    print(diagnostics_text())
+    return 0
+
+
 def _export(args) -> int:
     from .train.config import load_config
     from .train.trainer import export_checkpoint
@@ -215,6 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sieve", type=int, default=0, help="merge regions smaller than this many px first (default 0: off)")
     p.add_argument("--min-area", type=float, default=0.0, help="drop polygons smaller than this area (m²)")
     p.set_defaults(func=_vectorize)
+
+    p = sub.add_parser("diagnostics", help="versions, execution providers (available and used) and bundled models")
+    p.set_defaults(func=_diagnostics)
 
     p = sub.add_parser("export", help="export a training checkpoint (best.pt of a run folder) to ONNX")
     p.add_argument("checkpoint", help="state dict written by `landcover train` (run folder's best.pt)")

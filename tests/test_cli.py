@@ -89,3 +89,11 @@ def test_models_and_info(capsys):
 def test_python_dash_m_entry_point():
     proc = subprocess.run([sys.executable, "-m", "landcover_plugin", "models"], cwd=REPO, capture_output=True, text=True)
     assert proc.returncode == 0 and "flair-rgb" in proc.stdout
+
+
+def test_diagnostics(capsys):
+    assert main(["diagnostics"]) == 0
+    out = capsys.readouterr().out
+    assert "available execution providers: " in out and "CPUExecutionProvider" in out
+    assert "execution provider used for device 'auto': CPUExecutionProvider" in out
+    assert "flair-rgb (default): 13 classes, bands red, green, blue, GSD 0.2 m" in out

@@ -13,6 +13,7 @@ class LandcoverPlugin:
         self.iface = iface
         self.provider = None
         self.action = None
+        self.diagnostics_action = None
 
     def initProcessing(self):  # noqa: N802 (QGIS' name)
         if self.provider is not None:
@@ -26,17 +27,32 @@ class LandcoverPlugin:
         self.action.triggered.connect(self.open_classify)
         self.iface.addPluginToRasterMenu("&Landcover", self.action)
         self.iface.addRasterToolBarIcon(self.action)
+        self.diagnostics_action = QAction("Diagnostics…", self.iface.mainWindow())
+        self.diagnostics_action.triggered.connect(self.show_diagnostics)
+        self.iface.addPluginToRasterMenu("&Landcover", self.diagnostics_action)
 
     def open_classify(self):
         import processing
 
         processing.execAlgorithmDialog("landcover:classify")
 
+    def show_diagnostics(self):
+        from qgis.PyQt.QtCore import Qt
+        from qgis.PyQt.QtWidgets import QMessageBox
+
+        from ..diagnostics import diagnostics_text
+
+        box = QMessageBox(QMessageBox.Information, "Landcover diagnostics", diagnostics_text(), QMessageBox.Close,
+                          self.iface.mainWindow())
+        box.setTextInteractionFlags(Qt.TextSelectableByMouse)  # copyable into bug reports
+        box.exec_()
+
     def unload(self):
         if self.action is not None:
             self.iface.removePluginRasterMenu("&Landcover", self.action)
+            self.iface.removePluginRasterMenu("&Landcover", self.diagnostics_action)
             self.iface.removeRasterToolBarIcon(self.action)
-            self.action = None
+            self.action = self.diagnostics_action = None
         if self.provider is not None:
             QgsApplication.processingRegistry().removeProvider(self.provider)
             self.provider = None
