@@ -11,16 +11,17 @@ paths).
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Callable
 
 from .engine.classify import ClassifyParams, check_output, classify
 from .errors import LandcoverError
-from .model.adapter import read_metadata
+from .model.adapter import read_metadata, sha256
 from .model.registry import resolve_model
 
 DEFAULT_PART_ROWS = 2048
@@ -107,11 +108,20 @@ def classify_dask(params: ClassifyParams, scheduler: str, part_rows: int = DEFAU
     if not input_path.exists():
         raise LandcoverError(f"input raster not found: {input_path}")
     check_output(input_path, output, suffixes=(".tif", ".tiff", ".vrt"))
-    meta = read_metadata(resolve_model(params.model))
+    model_path = resolve_model(params.model)
+    meta = read_metadata(model_path)
     with rasterio.open(input_path) as src:
         height = src.height
     folder = output.with_name(output.name + ".parts")
     folder.mkdir(exist_ok=True)
+    # Parts are reused only by a run with the same arguments (a different model or tiling would differ).
+    fingerprint = {"input": str(input_path.resolve()), "model_sha256": sha256(model_path), "part_rows": part_rows,
+                   **{k: v for k, v in asdict(params).items() if k in ("tile_size", "overlap", "bands", "tta")}}
+    recorded = folder / "arguments.json"
+    if recorded.exists() and json.loads(recorded.read_text()) != json.loads(json.dumps(fingerprint)):
+        raise LandcoverError(f"{folder} holds parts of a run with other arguments ({recorded}): delete the folder "
+                             "or rerun with the same arguments")
+    recorded.write_text(json.dumps(fingerprint, indent=2))
     ranges = plan_parts(height, part_rows)
     finished = sum(_part_path(folder, *r).exists() for r in ranges)
     if finished:

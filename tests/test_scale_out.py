@@ -41,6 +41,19 @@ def test_local_cluster_output_is_identical_to_a_single_process_run(tmp_path, suf
         assert not (tmp_path / "dask.tif.parts").exists()
 
 
+def test_parts_of_a_run_with_other_arguments_are_not_reused(tmp_path):
+    from landcover_plugin.errors import LandcoverError
+
+    model = make_model(tmp_path / "m.onnx")
+    src = make_raster(tmp_path / "in.tif", dominant_image(120, 80))
+    out = tmp_path / "o.vrt"  # a VRT output keeps its parts folder
+    classify_dask(ClassifyParams(src, out, model), "local[1]", part_rows=60, info=lambda m: None)
+    with pytest.raises(LandcoverError, match="holds parts of a run with other arguments"):
+        classify_dask(ClassifyParams(src, out, model, tile_size=32), "local[1]", part_rows=60, info=lambda m: None)
+    again = classify_dask(ClassifyParams(src, out, model), "local[1]", part_rows=60, info=lambda m: None)
+    assert again["skipped"] == 2
+
+
 def test_a_vrt_output_never_replaces_a_vrt_input(tmp_path):
     from landcover_plugin.errors import LandcoverError
 
