@@ -6,7 +6,7 @@ APT_PACKAGES := qgis python3-qgis qgis-providers python3-rasterio python3-gdal p
 STAMP := $(VENV)/.setup-stamp
 export QT_QPA_PLATFORM ?= offscreen
 
-.PHONY: setup demo test package resources clean train-flair screenshots bench
+.PHONY: setup demo test package resources clean train-flair train-dubai screenshots bench
 
 setup: $(STAMP) landcover_plugin/resources.py
 
@@ -68,6 +68,10 @@ screenshots: demo
 	  timeout 180 xvfb-run -a -s "-screen 0 1600x1000x24" qgis --profiles-path build/qgis-profile --nologo \
 	  --noversioncheck --code docs/screenshot_qgis.py
 	@ls -la docs/qgis_classified.png
+
+# Reproduces models/dubai-rgb.onnx (fixed seed, CPU); see models/dubai-rgb.md.
+train-dubai: setup
+	$(VENV)/bin/landcover train --config models/dubai-rgb.train.json --output models/dubai-rgb.onnx
 
 clean:
 	rm -rf out dist build .pytest_cache

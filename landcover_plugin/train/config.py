@@ -10,12 +10,14 @@ from ..errors import LandcoverError
 
 @dataclass(frozen=True)
 class ClassSpec:
-    """One output class: its name, colour, the label-raster codes mapped to it and the value written."""
+    """One output class: its name, colour, the label-raster codes mapped to it, the value written, and
+    (for colour-coded RGB masks) the mask colours mapped to it."""
 
     name: str
     color: str
     codes: tuple[int, ...]
     value: int
+    mask_colors: tuple[tuple[int, int, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,8 @@ class TrainConfig:
     mean: tuple[float, ...] = (0.498, 0.498, 0.498)
     std: tuple[float, ...] = (0.502, 0.502, 0.502)
     val_fraction: float = 0.2
+    val_pairs: tuple[str, ...] = ()  # pairs whose image path contains one of these are validation, the rest train
+    ignore_colors: tuple[tuple[int, int, int], ...] = ()  # RGB mask colours that mean "no label"
     crop: int = 256
     batch_size: int = 8
     steps: int = 2000
@@ -59,23 +63,30 @@ def load_config(path: str | Path, **overrides) -> TrainConfig:
     except json.JSONDecodeError as exc:
         raise LandcoverError(f"training config {path} is not valid JSON ({exc}): fix the file") from None
     raw.update({k: v for k, v in overrides.items() if v is not None})
-    known = {f.name for f in fields(TrainConfig)}
+    known = {f.name for f in fields(TrainConfig)} | {"pair_globs"}  # pair_globs expand into pairs
     unknown = set(raw) - known
     if unknown:
         raise LandcoverError(f"training config {path}: unknown keys {sorted(unknown)}; known keys are {sorted(known)}")
     base = path.parent
     pairs = []
+    for image_glob, label_template in raw.pop("pair_globs", []):
+        # ["images/*.jpg", "../masks/{stem}.png"]: each image, and its label relative to the image's folder
+        for image in sorted(base.glob(image_glob)):
+            pairs.append((str(image.resolve()), str((image.parent / label_template.format(stem=image.stem)).resolve())))
     for image, label in raw.get("pairs", []):
-        resolved = tuple(str((base / p).resolve()) for p in (image, label))
-        for p in resolved:
+        pairs.append(tuple(str((base / p).resolve()) for p in (image, label)))
+    if not pairs:
+        raise LandcoverError(f"training config {path}: 'pairs' or 'pair_globs' must give [image, label] pairs")
+    for pair in pairs:
+        for p in pair:
             if not Path(p).exists():
                 raise LandcoverError(f"training config {path}: file {p} does not exist")
-        pairs.append(resolved)
-    if not pairs:
-        raise LandcoverError(f"training config {path}: 'pairs' must list [image, label] raster pairs")
     raw["pairs"] = tuple(pairs)
-    raw["classes"] = tuple(ClassSpec(c["name"], c["color"], tuple(c["codes"]), c.get("value", i))
+    raw["classes"] = tuple(ClassSpec(c["name"], c["color"], tuple(c.get("codes", ())), c.get("value", i),
+                                     tuple(tuple(rgb) for rgb in c.get("mask_colors", ())))
                            for i, c in enumerate(raw.get("classes", [])))
+    raw["ignore_colors"] = tuple(tuple(rgb) for rgb in raw.get("ignore_colors", ()))
+    raw["val_pairs"] = tuple(raw.get("val_pairs", ()))
     if not raw["classes"]:
         raise LandcoverError(f"training config {path}: 'classes' must list the output classes")
     for key in ("input_bands", "mean", "std"):

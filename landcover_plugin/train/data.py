@@ -3,8 +3,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import warnings
+
 import numpy as np
 import rasterio
+from rasterio.errors import NotGeoreferencedWarning
 
 from ..errors import LandcoverError
 from .config import TrainConfig
@@ -34,21 +37,62 @@ def code_lut(config: TrainConfig) -> np.ndarray:
     return lut
 
 
+def colors_to_classes(rgb: np.ndarray, config: TrainConfig, source: str = "mask") -> np.ndarray:
+    """Colour-coded mask ``(3, H, W)`` uint8 → class indices ``(H, W)`` uint8 (255 for ignore colours).
+
+    Colours are matched exactly. Raises ``LandcoverError`` naming any colour that is neither a class's
+    ``mask_colors`` nor in ``ignore_colors``."""
+    key = (rgb[0].astype(np.uint32) << 16) | (rgb[1].astype(np.uint32) << 8) | rgb[2]
+    table = {(r << 16) | (g << 8) | b: i for i, c in enumerate(config.classes) for r, g, b in c.mask_colors}
+    table.update({(r << 16) | (g << 8) | b: IGNORE for r, g, b in config.ignore_colors})
+    colors, inverse = np.unique(key, return_inverse=True)
+    unknown = [int(c) for c in colors if int(c) not in table]
+    if unknown:
+        shown = ", ".join(f"({c >> 16}, {(c >> 8) & 255}, {c & 255})" for c in unknown[:5])
+        raise LandcoverError(f"{source} has colours that are neither a class's mask_colors nor ignore_colors: {shown}: "
+                             "add them to the training config")
+    return np.array([table[int(c)] for c in colors], np.uint8)[inverse].reshape(key.shape)
+
+
+def _read_label(lab, path: str, config: TrainConfig, lut: np.ndarray) -> np.ndarray:
+    """Class indices from a label raster: RGB colour masks and paletted (1 band + colour table) masks
+    through ``mask_colors``, other 1-band labels through their codes."""
+    if lab.count >= 3:
+        return colors_to_classes(lab.read([1, 2, 3]), config, path)
+    if any(c.mask_colors for c in config.classes):
+        try:
+            cmap = lab.colormap(1)
+        except ValueError:
+            raise LandcoverError(f"label {path} has 1 band and no colour table, but the config gives mask_colors: "
+                                 "give RGB or paletted masks, or class codes instead of mask_colors") from None
+        palette = np.array([cmap.get(i, (0, 0, 0, 0))[:3] for i in range(256)], np.uint8)
+        return colors_to_classes(palette[lab.read(1)].transpose(2, 0, 1), config, path)
+    return lut[lab.read(1)]
+
+
 def load_pairs(config: TrainConfig) -> list[Pair]:
     """Read every pair fully; the label must lie on exactly the image's grid (same size and transform).
+    A 1-band label holds class codes; an RGB or paletted label is a colour-coded mask (``mask_colors``). The
+    validation block is the rightmost ``val_fraction`` of columns, or, with ``val_pairs``, whole pairs.
 
-    Raises ``LandcoverError`` when a pair's grids differ.
+    Raises ``LandcoverError`` when a pair's grids differ or a mask has an unknown colour.
     """
     lut = code_lut(config)
     pairs = []
-    for image_path, label_path in config.pairs:
-        with rasterio.open(image_path) as img, rasterio.open(label_path) as lab:
-            if (img.width, img.height) != (lab.width, lab.height) or not img.transform.almost_equals(lab.transform):
-                raise LandcoverError(f"label {label_path} is not on the grid of image {image_path}: same size and transform needed")
-            image = img.read()
-            label = lut[lab.read(1)]
-        split = int(round(image.shape[2] * (1 - config.val_fraction)))
-        pairs.append(Pair(image_path, image, label, split))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        for image_path, label_path in config.pairs:
+            with rasterio.open(image_path) as img, rasterio.open(label_path) as lab:
+                if (img.width, img.height) != (lab.width, lab.height) or not img.transform.almost_equals(lab.transform):
+                    raise LandcoverError(f"label {label_path} ({lab.width}×{lab.height}) is not on the grid of image "
+                                         f"{image_path} ({img.width}×{img.height}): same size and transform needed")
+                image = img.read()
+                label = _read_label(lab, label_path, config, lut)
+            if config.val_pairs:
+                split = 0 if any(v in image_path for v in config.val_pairs) else image.shape[2]
+            else:
+                split = int(round(image.shape[2] * (1 - config.val_fraction)))
+            pairs.append(Pair(image_path, image, label, split))
     return pairs
 
 

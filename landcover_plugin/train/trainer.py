@@ -61,6 +61,8 @@ def validate(net: torch.nn.Module, pairs: list[Pair], config: TrainConfig, k: in
     cm = np.zeros((k, k), np.int64)
     for p in pairs:
         image, label = p.image[:, :, p.split_col:], p.label[:, p.split_col:]
+        if image.shape[2] == 0:  # a training-only pair
+            continue
         for row in window_rows(image.shape[2], image.shape[1], config.tile_size, 0):
             for w in row:
                 ref = label[w.row:w.row + w.height, w.col:w.col + w.width]
