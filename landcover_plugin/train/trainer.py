@@ -179,17 +179,26 @@ def model_card(config: TrainConfig, summary: dict) -> str:
         f"| {c.value} | {c.name} | `{c.color}` | {', '.join(map(str, c.codes))} | "
         + (f"{summary['val_iou'][c.name]:.3f} |" if summary["val_present"][c.name] else "n/a (absent from validation) |")
         for c in config.classes)
-    pairs = ", ".join(f"`{Path(i).name}` + `{Path(m).name}`" for i, m in config.pairs)
+    if len(config.pairs) <= 8:
+        pairs = ", ".join(f"`{Path(i).name}` + `{Path(m).name}`" for i, m in config.pairs)
+    else:
+        folders = sorted({Path(i).parent.parent.name for i, _ in config.pairs})
+        pairs = f"{len(config.pairs)} image + mask pairs in {', '.join(f'`{f}`' for f in folders)}"
+    if config.val_pairs:
+        split = (f"whole pairs whose path contains {', '.join(f'`{v}`' for v in config.val_pairs)} are validation, "
+                 "all others training (never random crops)")
+    else:
+        split = (f"per scene, the rightmost {config.val_fraction:.0%} of columns is validation (a contiguous block, "
+                 "never random crops)")
     return f"""# Model card: {config.name} {config.version}
 
 {config.description}
 
-- **Input**: {len(config.input_bands)} bands ({', '.join(config.input_bands)}), uint8 0–255, GSD {config.gsd} m/px;
+- **Input**: {len(config.input_bands)} bands ({', '.join(config.input_bands)}), uint8 0–255, GSD {f'{config.gsd} m/px' if config.gsd else 'not published'};
   tiles of {config.tile_size} px, default overlap {config.overlap} px.
 - **Architecture**: U-Net decoder on an EfficientNet-Lite0 encoder (ImageNet-pretrained), softmax output.
 - **Training data**: {pairs}
-- **Split**: per scene, the rightmost {config.val_fraction:.0%} of columns is validation (a contiguous block,
-  never random crops); training crops of {config.crop} px come from the rest only.
+- **Split**: {split}; training crops of {config.crop} px come from the training part only.
 - **Training**: {config.steps} steps of {config.batch_size} crops, AdamW lr {config.lr} one-cycle, weighted
   cross-entropy, seed {config.seed}; {summary['train_seconds'] / 60:.0f} min on {summary['device']}, torch {summary['torch']}.
   Best validation step: {summary['best_step']}.
