@@ -81,6 +81,7 @@ def test_models_and_info(capsys):
     assert main(["models"]) == 0
     out = capsys.readouterr().out
     assert "flair-rgb (default)" in out and "building" in out
+    assert "dubai-rgb: 5 classes" in out and "1=building, 2=land (unpaved), 3=road" in out
     assert main(["info", "flair-rgb"]) == 0
     out = capsys.readouterr().out
     assert "GSD 0.2 m/px" in out and "#db0e9a" in out
