@@ -68,18 +68,20 @@ def summary_text(result) -> str:
 
 def _models(args) -> int:
     from .model.adapter import read_metadata
+    from .model.metadata import gsd_text
     from .model.registry import DEFAULT_MODEL, bundled_models
 
     for name, path in bundled_models().items():
         meta = read_metadata(path)
         default = " (default)" if name == DEFAULT_MODEL else ""
-        print(f"{name}{default}: {meta.num_classes} classes, {meta.num_bands} bands, GSD {meta.gsd} m — {path}")
+        print(f"{name}{default}: {meta.num_classes} classes, {meta.num_bands} bands, GSD {gsd_text(meta.gsd)} — {path}")
         print("    " + ", ".join(f"{v}={n}" for v, n in zip(meta.class_values, meta.class_names)))
     return 0
 
 
 def _info(args) -> int:
     from .model.adapter import read_metadata, sha256
+    from .model.metadata import gsd_text
     from .model.registry import resolve_model
 
     path = resolve_model(args.model)
@@ -90,7 +92,7 @@ def _info(args) -> int:
             print(f"  {key}: {getattr(meta, key)}")
     print(f"  input: {meta.num_bands} bands {list(meta.input_bands or [])}, value range {list(meta.value_range)}, "
           f"mean {list(meta.mean or [])}, std {list(meta.std or [])}")
-    print(f"  GSD {meta.gsd} m/px, tile {meta.tile_size} px, overlap {meta.overlap} px, padding {meta.padding} px, output {meta.output}")
+    print(f"  GSD {gsd_text(meta.gsd)}, tile {meta.tile_size} px, overlap {meta.overlap} px, padding {meta.padding} px, output {meta.output}")
     print("  classes:")
     for v, n, c in zip(meta.class_values, meta.class_names, meta.class_colors):
         print(f"    {v:>3}  {c}  {n}")

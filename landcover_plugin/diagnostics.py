@@ -42,6 +42,8 @@ def diagnostics() -> dict:
 
 def diagnostics_text(report: dict | None = None) -> str:
     """``diagnostics()`` as readable lines."""
+    from .model.metadata import gsd_text
+
     d = report or diagnostics()
     lines = [f"Landcover {d['landcover']} — Python {d['python']} on {d['platform']} ({d['processor']})",
              f"onnxruntime {d['onnxruntime']} ({d['onnxruntime_device']} build); available execution providers: "
@@ -53,5 +55,5 @@ def diagnostics_text(report: dict | None = None) -> str:
             lines.append(f"  {name}: ERROR {m['error']}")
         else:
             lines.append(f"  {name}{' (default)' if m['default'] else ''}: {m['classes']} classes, bands "
-                         f"{', '.join(m['bands']) or 'unnamed'}, GSD {m['gsd_m']} m — {m['path']}")
+                         f"{', '.join(m['bands']) or 'unnamed'}, GSD {gsd_text(m['gsd_m'])} — {m['path']}")
     return "\n".join(lines)

@@ -85,6 +85,8 @@ def test_models_and_info(capsys):
     assert main(["info", "flair-rgb"]) == 0
     out = capsys.readouterr().out
     assert "GSD 0.2 m/px" in out and "#db0e9a" in out
+    assert main(["info", "dubai-rgb"]) == 0
+    assert "GSD unknown" in capsys.readouterr().out
 
 
 def test_python_dash_m_entry_point():
@@ -97,4 +99,5 @@ def test_diagnostics(capsys):
     out = capsys.readouterr().out
     assert "available execution providers: " in out and "CPUExecutionProvider" in out
     assert "execution provider used for device 'auto': CPUExecutionProvider" in out
-    assert "flair-rgb (default): 13 classes, bands red, green, blue, GSD 0.2 m" in out
+    assert "flair-rgb (default): 13 classes, bands red, green, blue, GSD 0.2 m/px" in out
+    assert "dubai-rgb: 5 classes, bands red, green, blue, GSD unknown" in out

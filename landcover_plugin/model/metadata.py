@@ -95,6 +95,11 @@ class ModelMetadata:
         return props
 
 
+def gsd_text(gsd: float | None) -> str:
+    """A GSD for people: ``"0.2 m/px"``, or ``"unknown"``."""
+    return "unknown" if gsd is None else f"{gsd:g} m/px"
+
+
 def _load(props: Mapping[str, str], key: str) -> Any:
     raw = props[key]
     try:
