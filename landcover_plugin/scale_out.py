@@ -51,22 +51,27 @@ def _classify_part(params: ClassifyParams, y0: int, y1: int, path: str) -> dict:
     return {"part": path, "skipped": False, "provider": result.provider, "seconds": result.seconds}
 
 
+def parse_scheduler(scheduler: str) -> int | None:
+    """Workers of ``local[N]`` (N >= 1), or ``None`` for a ``tcp://`` address. Raises ``LandcoverError``."""
+    local = re.fullmatch(r"local\[(\d+)\]", scheduler)
+    if local and int(local.group(1)) >= 1:
+        return int(local.group(1))
+    if scheduler.startswith("tcp://") and len(scheduler) > len("tcp://"):
+        return None
+    raise LandcoverError(f"scheduler must be local[N] with N >= 1 or tcp://HOST:PORT, got {scheduler!r}")
+
+
 def _client(scheduler: str):
     from distributed import Client, LocalCluster
 
-    local = re.fullmatch(r"local\[(\d+)\]", scheduler)
-    if local:
-        workers = int(local.group(1))
-        if workers < 1:
-            raise LandcoverError("local[N] needs N >= 1 workers")
+    workers = parse_scheduler(scheduler)
+    if workers:
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
         return Client(cluster), max(1, (os.cpu_count() or 1) // workers)
-    if scheduler.startswith("tcp://"):
-        try:
-            return Client(scheduler, timeout="20s"), None
-        except OSError as exc:
-            raise LandcoverError(f"cannot reach the Dask scheduler {scheduler}: {exc}") from None
-    raise LandcoverError(f"scheduler must be local[N] or tcp://HOST:PORT, got {scheduler!r}")
+    try:
+        return Client(scheduler, timeout="20s"), None
+    except OSError as exc:
+        raise LandcoverError(f"cannot reach the Dask scheduler {scheduler}: {exc}") from None
 
 
 def _assemble(parts: list[Path], output: Path, meta, tags: dict) -> None:
@@ -103,6 +108,7 @@ def classify_dask(params: ClassifyParams, scheduler: str, part_rows: int = DEFAU
 
     if params.confidence:
         raise LandcoverError("--confidence is not supported with --scheduler yet: run without a scheduler")
+    parse_scheduler(scheduler)  # before anything is written
     output = Path(params.output)
     input_path = Path(params.input)
     if not input_path.exists():

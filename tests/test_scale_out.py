@@ -16,6 +16,16 @@ from landcover_plugin.scale_out import classify_dask, plan_parts  # noqa: E402
 from tests.fixtures import REPO, dominant_image, make_model, make_raster  # noqa: E402
 
 
+@pytest.mark.parametrize("bad", ["local[0]", "local", "spark://x", "tcp://"])
+def test_a_bad_scheduler_is_refused_before_anything_is_written(tmp_path, bad):
+    from landcover_plugin.errors import LandcoverError
+
+    src = make_raster(tmp_path / "in.tif", dominant_image(20, 20))
+    with pytest.raises(LandcoverError, match="scheduler must be"):
+        classify_dask(ClassifyParams(src, tmp_path / "o.tif", make_model(tmp_path / "m.onnx")), bad)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tif", "m.onnx"]
+
+
 def test_plan_parts():
     assert plan_parts(10, 4) == [(0, 4), (4, 8), (8, 10)]
     assert plan_parts(3, 2048) == [(0, 3)]
