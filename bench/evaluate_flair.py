@@ -20,6 +20,7 @@ from rasterio.windows import Window
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from landcover_plugin.engine.classify import ClassifyParams, classify  # noqa: E402
+from landcover_plugin.engine.reader import copy_window  # noqa: E402
 from landcover_plugin.metrics import confusion_matrix, scores  # noqa: E402
 from landcover_plugin.train.config import load_config  # noqa: E402
 from landcover_plugin.train.data import code_lut  # noqa: E402
@@ -46,12 +47,7 @@ def main() -> None:
             with rasterio.open(image_path) as img, rasterio.open(label_path) as lab:
                 split = int(round(img.width * (1 - config.val_fraction)))
                 win = Window(split, 0, img.width - split, img.height)
-                block = Path(tmp) / "block.tif"
-                profile = {"driver": "GTiff", "width": win.width, "height": win.height, "count": img.count,
-                           "dtype": img.dtypes[0], "crs": img.crs, "transform": img.window_transform(win)}
-                with rasterio.open(block, "w", **profile) as dst:
-                    dst.write(img.read(window=win))
-                    dst.colorinterp = img.colorinterp
+                block = copy_window(img, win, Path(tmp) / "block.tif")
                 reference = lut[lab.read(1, window=win)]
             out = Path(tmp) / "classes.tif"
             classify(ClassifyParams(block, out, args.model, args.tile_size, args.overlap, device="cpu", tta=args.tta), info=lambda m: None)

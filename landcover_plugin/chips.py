@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import csv
 import shutil
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import rasterio
-from rasterio.errors import NotGeoreferencedWarning
 from rasterio.windows import Window
 
-from .engine.reader import on_grid
+from .engine.reader import copy_window, on_grid, open_raster
 from .engine.windows import window_rows
 from .errors import LandcoverError
 
@@ -36,17 +34,6 @@ class ChipParams:
     stride: int | None = None
     max_ignore: float = 0.5
     ignore: tuple[int, ...] = (0,)
-
-
-def _open(path: Path, what: str):
-    if not path.exists():
-        raise LandcoverError(f"{what} raster not found: {path}")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        try:
-            return rasterio.open(path)
-        except rasterio.errors.RasterioIOError:
-            raise LandcoverError(f"{what} {path} is not a raster GDAL can read") from None
 
 
 def export_chips(params: ChipParams) -> dict:
@@ -68,7 +55,7 @@ def export_chips(params: ChipParams) -> dict:
     (tmp / "labels").mkdir()
     rows, skipped = [], 0
     try:
-        with _open(Path(params.image), "image") as img, _open(Path(params.label), "label") as lab_ds:
+        with open_raster(params.image, "image") as img, open_raster(params.label, "label") as lab_ds:
             if lab_ds.count != 1:
                 raise LandcoverError(f"the label raster must have 1 band, it has {lab_ds.count}")
             lab = on_grid(lab_ds, img)
@@ -83,13 +70,10 @@ def export_chips(params: ChipParams) -> dict:
                             skipped += 1
                             continue
                         name = f"chip_{len(rows):06d}.tif"
+                        copy_window(img, win, tmp / "images" / name)
                         profile = {"driver": "GTiff", "width": w.width, "height": w.height}
                         if georeferenced:
                             profile.update(crs=img.crs, transform=img.window_transform(win))
-                        with rasterio.open(tmp / "images" / name, "w", count=img.count, dtype=img.dtypes[0],
-                                           nodata=img.nodata, **profile) as dst:
-                            dst.write(img.read(window=win))
-                            dst.colorinterp = img.colorinterp
                         with rasterio.open(tmp / "labels" / name, "w", count=1, dtype=label.dtype, **profile) as dst:
                             dst.write(label, 1)
                         codes, counts = np.unique(label, return_counts=True)

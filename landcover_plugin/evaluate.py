@@ -15,10 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import rasterio
 from rasterio.windows import Window
 
-from .engine.reader import on_grid
+from .engine.reader import on_grid, open_raster
 from .errors import LandcoverError
 from .metrics import scores
 
@@ -37,15 +36,6 @@ class EvaluateParams:
     classes: dict[int, str] | None = None
 
 
-def _open(path: Path, what: str):
-    if not path.exists():
-        raise LandcoverError(f"{what} raster not found: {path}")
-    try:
-        return rasterio.open(path)
-    except rasterio.errors.RasterioIOError:
-        raise LandcoverError(f"{what} {path} is not a raster GDAL can read") from None
-
-
 def evaluate(params: EvaluateParams) -> dict:
     """Score the prediction; returns a dict with ``classes``, ``values``, ``confusion`` (K×K, rows =
     reference), ``scored_pixels``, ``unclassified_pixels`` and everything ``metrics.scores`` gives.
@@ -53,7 +43,7 @@ def evaluate(params: EvaluateParams) -> dict:
     Raises ``LandcoverError`` for missing/unreadable rasters, grids that cannot be aligned, unknown
     class names, or reference values that are neither a class nor ignored."""
     pred_path, ref_path = Path(params.prediction), Path(params.reference)
-    with _open(pred_path, "prediction") as pred, _open(ref_path, "reference") as ref_ds:
+    with open_raster(pred_path, "prediction") as pred, open_raster(ref_path, "reference") as ref_ds:
         classes = params.classes
         if classes is None:
             tag = pred.tags().get("LANDCOVER_CLASSES")

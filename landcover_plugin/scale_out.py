@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Callable
 
 from .engine.classify import ClassifyParams, check_output, classify
+from .engine.reader import open_raster
 from .errors import LandcoverError
 from .model.adapter import read_metadata, sha256
 from .model.registry import resolve_model
@@ -111,13 +112,11 @@ def classify_dask(params: ClassifyParams, scheduler: str, part_rows: int = DEFAU
     parse_scheduler(scheduler)  # before anything is written
     output = Path(params.output)
     input_path = Path(params.input)
-    if not input_path.exists():
-        raise LandcoverError(f"input raster not found: {input_path}")
+    with open_raster(input_path) as src:
+        height = src.height
     check_output(input_path, output, suffixes=(".tif", ".tiff", ".vrt"))
     model_path = resolve_model(params.model)
     meta = read_metadata(model_path)
-    with rasterio.open(input_path) as src:
-        height = src.height
     folder = output.with_name(output.name + ".parts")
     folder.mkdir(exist_ok=True)
     # Parts are reused only by a run with the same arguments (a different model or tiling would differ).

@@ -26,6 +26,16 @@ def test_a_bad_scheduler_is_refused_before_anything_is_written(tmp_path, bad):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tif", "m.onnx"]
 
 
+def test_a_file_that_is_not_a_raster_gives_one_line(tmp_path, capsys):
+    from landcover_plugin.cli import main
+
+    text = tmp_path / "notes.tif"
+    text.write_text("not a raster")
+    assert main(["classify", str(text), str(tmp_path / "o.tif"), "--scheduler", "local[1]"]) == 2
+    assert "is not a raster GDAL can read" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.tif"]
+
+
 def test_plan_parts():
     assert plan_parts(10, 4) == [(0, 4), (4, 8), (8, 10)]
     assert plan_parts(3, 2048) == [(0, 3)]

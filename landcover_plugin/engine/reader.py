@@ -94,6 +94,23 @@ def choose_bands(colorinterp: list[str], needed: int, names: tuple[str, ...] | N
     return bands, f"bands {','.join(map(str, bands))} (first {needed}; {why})"
 
 
+def open_raster(path: str | Path, what: str = "input"):
+    """``rasterio.open(path)`` with the errors a user can act on.
+
+    Raises ``LandcoverError`` for a missing file or a file GDAL cannot read as a raster; a
+    non-georeferenced raster opens without rasterio's warning (callers report it themselves)."""
+    path = Path(path)
+    if not path.exists():
+        raise LandcoverError(f"{what} raster not found: {path}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        try:
+            return rasterio.open(path)
+        except RasterioIOError:
+            raise LandcoverError(f"{what} {path} is not a raster GDAL can read: give a GeoTIFF, VRT, JPEG, PNG "
+                                 "or other GDAL raster") from None
+
+
 def open_input(path: str | Path, needed: int, names: tuple[str, ...] | None,
                bands: tuple[int, ...] | None = None) -> InputRaster:
     """Open ``path`` and choose ``needed`` bands (``bands`` overrides the choice, 1-based).
@@ -102,14 +119,7 @@ def open_input(path: str | Path, needed: int, names: tuple[str, ...] | None,
     out of range, or too few bands.
     """
     path = Path(path)
-    if not path.exists():
-        raise LandcoverError(f"input raster not found: {path}")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        try:
-            ds = rasterio.open(path)
-        except RasterioIOError:
-            raise LandcoverError(f"input {path} is not a raster GDAL can read: give a GeoTIFF, VRT, JPEG, PNG or other GDAL raster") from None
+    ds = open_raster(path)
     try:
         colorinterp = [ci.name if isinstance(ci, ColorInterp) else str(ci) for ci in ds.colorinterp]
         if bands:
@@ -127,6 +137,21 @@ def open_input(path: str | Path, needed: int, names: tuple[str, ...] | None,
     except Exception:
         ds.close()
         raise
+
+
+def copy_window(src, window, path: str | Path) -> Path:
+    """Write ``window`` (a rasterio ``Window``) of the open raster ``src`` to the GeoTIFF ``path``: all
+    bands, dtype, nodata and colour interpretation, georeferenced as the window when ``src`` is."""
+    profile = {"driver": "GTiff", "width": int(window.width), "height": int(window.height), "count": src.count,
+               "dtype": src.dtypes[0], "nodata": src.nodata}
+    if src.crs is not None or not src.transform.is_identity:
+        profile.update(crs=src.crs, transform=src.window_transform(window))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with rasterio.open(path, "w", **profile) as dst:
+            dst.write(src.read(window=window))
+            dst.colorinterp = src.colorinterp
+    return Path(path)
 
 
 def on_grid(ds, like, what: str = "label"):

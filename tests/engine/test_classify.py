@@ -194,3 +194,22 @@ def test_row_range_parts_are_identical_to_the_whole_run(tmp_path):
         assert len(np.unique(c.read(1))) > 1000  # the conv mixes neighbours: blending really matters
     with pytest.raises(LandcoverError, match="row range"):
         classify(ClassifyParams(src, tmp_path / "bad.tif", model, row_range=(10, 999)))
+
+
+def test_copy_window_keeps_bands_nodata_and_window_georeferencing(tmp_path):
+    from rasterio.windows import Window
+
+    from landcover_plugin.engine.reader import copy_window
+
+    data = dominant_image(40, 50)
+    src = make_raster(tmp_path / "in.tif", data, nodata=0)
+    with rasterio.open(src) as s:
+        out = copy_window(s, Window(10, 5, 20, 30), tmp_path / "w.tif")
+        expected_transform = s.window_transform(Window(10, 5, 20, 30))
+    with rasterio.open(out) as o:
+        assert (o.count, o.width, o.height, o.nodata) == (3, 20, 30, 0) and o.transform == expected_transform
+        np.testing.assert_array_equal(o.read(), data[:, 5:35, 10:30])
+    plain = make_raster(tmp_path / "p.png", data, crs=None, driver="PNG")
+    with rasterio.open(plain) as s:
+        with rasterio.open(copy_window(s, Window(0, 0, 8, 8), tmp_path / "p.tif")) as o:
+            assert o.crs is None

@@ -7,6 +7,7 @@ import rasterio
 from rasterio.windows import Window
 
 from landcover_plugin.engine.classify import ClassifyParams, classify
+from landcover_plugin.engine.reader import copy_window
 from tests.fixtures import REPO
 
 LANDCOVER = REPO / ".venv" / "bin" / "landcover"
@@ -14,13 +15,7 @@ LANDCOVER = REPO / ".venv" / "bin" / "landcover"
 
 def _crop(src_path, dst_path, col, row, size):
     with rasterio.open(src_path) as src:
-        window = Window(col, row, size, size)
-        profile = {"driver": "GTiff", "width": size, "height": size, "count": src.count, "dtype": src.dtypes[0],
-                   "crs": src.crs, "transform": src.window_transform(window)}
-        with rasterio.open(dst_path, "w", **profile) as dst:
-            dst.write(src.read(window=window))
-            dst.colorinterp = src.colorinterp
-    return dst_path
+        return copy_window(src, Window(col, row, size, size), dst_path)
 
 
 def test_tile_size_and_overlap_barely_change_the_map(tmp_path, shared):
