@@ -40,11 +40,12 @@ class RowAccumulator:
     """Weighted probability sums for a band of raster rows, released top-down as rows become final.
 
     Holds ``(K, rows, width)`` float32 for at most ``max_rows`` rows (the tile height), so memory does
-    not grow with the raster's height.
+    not grow with the raster's height. ``width`` columns start at raster column ``left`` (a region of
+    the raster; 0: the whole width).
     """
 
-    def __init__(self, width: int, num_classes: int, max_rows: int, top: int = 0):
-        self.top = top
+    def __init__(self, width: int, num_classes: int, max_rows: int, top: int = 0, left: int = 0):
+        self.top, self.left = top, left
         self.sums = np.zeros((num_classes, max_rows, width), np.float32)
         self.weights = np.zeros((max_rows, width), np.float32)
 
@@ -52,7 +53,7 @@ class RowAccumulator:
         """Add probabilities ``(K, h, w)`` times ``weight`` ``(h, w)`` at window ``w``."""
         r0 = w.row - self.top
         rows = slice(r0, r0 + w.height)
-        cols = slice(w.col, w.col + w.width)
+        cols = slice(w.col - self.left, w.col - self.left + w.width)
         self.sums[:, rows, cols] += probs * weight
         self.weights[rows, cols] += weight
 

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 from affine import Affine
@@ -24,7 +24,7 @@ from ..errors import Cancelled, LandcoverError
 from ..model.adapter import OnnxModel
 from ..model.registry import resolve_model
 from .blend import RowAccumulator, tile_weights
-from .reader import open_input
+from .reader import InputRaster, open_input
 from .windows import Window, window_rows
 from .writer import NODATA, ClassRasterWriter
 
@@ -111,6 +111,63 @@ def _batches(windows: list[Window], size: int):
         yield windows[i:i + size]
 
 
+def blended_rows(src: InputRaster, model: OnnxModel, tile: int, overlap: int, region: tuple[int, int, int, int],
+                 batch_size: int = 4, tta: bool = False, progress: Callable[[float], None] | None = None,
+                 cancelled: Callable[[], bool] | None = None) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """Classify ``region`` ``(x0, y0, x1, y1)`` px of ``src``, yielding ``(y, classes, confidence)`` top-down:
+    row ``y`` of the raster and the finished rows below it, classes ``(n, x1 - x0)`` uint8 (the model's
+    class values, ``NODATA`` where invalid) and confidence ``(n, x1 - x0)`` float32.
+
+    Exactly the windows of the whole raster's grid (``tile``/``overlap`` px) that touch the region are
+    run and blended, so any region equals the same pixels of a whole-raster run: regions tile
+    seamlessly. Windows are read one row ahead in a background thread and inferred ``batch_size`` at a
+    time; ``cancelled()`` is polled between batches (raises ``Cancelled``); ``progress(fraction)``.
+    """
+    x0, y0, x1, y1 = region
+    if not (0 <= x0 < x1 <= src.width and 0 <= y0 < y1 <= src.height):
+        raise LandcoverError(f"region {region} is outside the raster's {src.width}×{src.height} px")
+    meta = model.meta
+    grid = window_rows(src.width, src.height, tile, overlap)
+    first = next(i for i, r in enumerate(grid) if r[0].row + r[0].height > y0)
+    last = max(i for i, r in enumerate(grid) if r[0].row < y1)
+    rows = [[w for w in r if w.col < x1 and w.col + w.width > x0] for r in grid[first:last + 1]]
+    left, right = rows[0][0].col, rows[0][-1].col + rows[0][-1].width
+    total = sum(len(r) for r in rows)
+    fill = meta.nodata_fill if meta.nodata_fill is not None else meta.value_range[0]
+    values = np.asarray(meta.class_values, np.uint8)
+    acc = RowAccumulator(right - left, meta.num_classes, rows[0][0].height, top=rows[0][0].row, left=left)
+    done = 0
+
+    def read_row(row):
+        return [src.read(w) for w in row]
+
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(read_row, rows[0])
+        for i, row in enumerate(rows):
+            tiles = pending.result()
+            if i + 1 < len(rows):
+                pending = pool.submit(read_row, rows[i + 1])
+            work = [(w, d, v) for w, (d, v) in zip(row, tiles) if v.any()]
+            for batch in _batches(work, batch_size):
+                if cancelled and cancelled():
+                    raise Cancelled("cancelled by the user; no output was written")
+                x = np.stack([np.where(v, d, np.asarray(fill, d.dtype)) for _, d, v in batch])
+                probs = model.predict(x, tta)
+                for (w, _, v), p in zip(batch, probs):
+                    acc.add(w, p, tile_weights(w, src.width, src.height, meta.padding) * v)
+            done += len(row)
+            if progress:
+                progress(done / total)
+            final = grid[first + i + 1][0].row if first + i + 1 < len(grid) else src.height
+            top = acc.top
+            classes, confidence = acc.release(final, values, NODATA)
+            a, b = max(top, y0) - top, min(final, y1) - top  # the released rows inside the region
+            if b > a:
+                yield top + a, classes[a:b, x0 - left:x1 - left], confidence[a:b, x0 - left:x1 - left]
+    if cancelled and cancelled():
+        raise Cancelled("cancelled by the user; no output was written")
+
+
 def classify(params: ClassifyParams, progress: Callable[[float], None] | None = None,
              cancelled: Callable[[], bool] | None = None, info: Callable[[str], None] | None = None) -> ClassifyResult:
     """Classify ``params.input`` into ``params.output``; see the module docstring.
@@ -156,13 +213,6 @@ def classify(params: ClassifyParams, progress: Callable[[float], None] | None = 
         y0, y1 = params.row_range or (0, src.height)
         if not 0 <= y0 < y1 <= src.height:
             raise LandcoverError(f"row range {y0}..{y1} is outside the raster's rows 0..{src.height}")
-        grid = window_rows(src.width, src.height, tile, overlap)
-        first = next(i for i, r in enumerate(grid) if r[0].row + r[0].height > y0)
-        last = max(i for i, r in enumerate(grid) if r[0].row < y1)
-        rows = grid[first:last + 1]
-        total = sum(len(r) for r in rows)
-        fill = meta.nodata_fill if meta.nodata_fill is not None else meta.value_range[0]
-        values = np.asarray(meta.class_values, np.uint8)
         counts = np.zeros(256, np.int64)
         tags = {
             "LANDCOVER_MODEL": meta.name or model.path.stem, "LANDCOVER_MODEL_SHA256": model.sha256,
@@ -174,38 +224,11 @@ def classify(params: ClassifyParams, progress: Callable[[float], None] | None = 
         }
         profile = {"width": src.width, "height": y1 - y0, "crs": src.dataset.crs,
                    "transform": src.dataset.transform * Affine.translation(0, y0) if src.georeferenced else None}
-        acc = RowAccumulator(src.width, meta.num_classes, rows[0][0].height, top=rows[0][0].row)
-        done = 0
-
-        def read_row(row):
-            return [src.read(w) for w in row]
-
-        with ClassRasterWriter(output, meta, profile, tags, conf_path) as writer, ThreadPoolExecutor(1) as pool:
-            pending = pool.submit(read_row, rows[0])
-            for i, row in enumerate(rows):
-                tiles = pending.result()
-                if i + 1 < len(rows):
-                    pending = pool.submit(read_row, rows[i + 1])
-                work = [(w, d, v) for w, (d, v) in zip(row, tiles) if v.any()]
-                for batch in _batches(work, params.batch_size):
-                    if cancelled and cancelled():
-                        raise Cancelled("cancelled by the user; no output was written")
-                    x = np.stack([np.where(v, d, np.asarray(fill, d.dtype)) for _, d, v in batch])
-                    probs = model.predict(x, params.tta)
-                    for (w, _, v), p in zip(batch, probs):
-                        acc.add(w, p, tile_weights(w, src.width, src.height, meta.padding) * v)
-                done += len(row)
-                if progress:
-                    progress(done / total)
-                final = grid[first + i + 1][0].row if first + i + 1 < len(grid) else src.height
-                top = acc.top
-                classes, confidence = acc.release(final, values, NODATA)
-                a, b = max(top, y0) - top, min(final, y1) - top  # the released rows inside the range
-                if b > a:
-                    writer.write(top + a - y0, classes[a:b], confidence[a:b] if conf_path else None)
-                    counts += np.bincount(classes[a:b].ravel(), minlength=256)
-            if cancelled and cancelled():
-                raise Cancelled("cancelled by the user; no output was written")
+        with ClassRasterWriter(output, meta, profile, tags, conf_path) as writer:
+            for y, classes, confidence in blended_rows(src, model, tile, overlap, (0, y0, src.width, y1),
+                                                       params.batch_size, params.tta, progress, cancelled):
+                writer.write(y - y0, classes, confidence if conf_path else None)
+                counts += np.bincount(classes.ravel(), minlength=256)
             writer.commit()
         class_pixels = {n: int(counts[v]) for v, n in zip(meta.class_values, meta.class_names)}
         return ClassifyResult(output, conf_path, src.width, y1 - y0, int(counts[:NODATA].sum()),

@@ -1,0 +1,241 @@
+"""Live classification of map views: what the QGIS live layer runs in a background task.
+
+A view is classified on a *level*: the raster's grid at the model's GSD (resampled when the raster's
+pixels differ from it by more than 10 %) or, when the map is zoomed far out, a power-of-two coarser
+grid near the canvas resolution. Each level is cut into fixed square live tiles; a tile's pixels come
+from ``blended_rows`` (the engine's blending of exactly the windows of the level's whole-raster grid
+that touch it), so live tiles are identical to a whole-raster run on that level and meet without
+seams. Finished tiles are kept in a byte-bounded LRU ``TileCache`` keyed by raster, bands, model,
+level and tile, so returning to a view costs only the mosaic.
+"""
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from affine import Affine
+from rasterio.enums import Resampling
+from rasterio.vrt import WarpedVRT
+
+from ..errors import LandcoverError
+from ..model.adapter import OnnxModel
+from .classify import blended_rows
+from .reader import InputRaster, open_input
+from .writer import NODATA
+
+GSD_MATCH = 0.1  # the raster is used as is when its pixel size is within 10 % of the model's GSD
+ZOOMED_OUT = 2.0  # classify at the canvas resolution when a screen pixel covers more level pixels than this
+
+
+@dataclass(frozen=True)
+class Level:
+    """A classification grid: ``scale`` = its pixel size / the raster's pixel size (1: the raster's own
+    grid); ``note`` says in words which resolution is used and why."""
+
+    scale: float
+    note: str
+
+
+def choose_level(raster_gsd: float | None, model_gsd: float | None, screen_px: float) -> Level:
+    """The level for a view whose screen pixel covers ``screen_px`` raster pixels (ground sizes in m;
+    ``None`` when unknown).
+
+    At the model's GSD (``scale = model_gsd / raster_gsd``, or 1 when either is unknown or they agree
+    within 10 %); when a screen pixel covers more than ``ZOOMED_OUT`` such pixels, the coarser
+    power-of-two multiple of it at or below the canvas resolution, so the work follows the screen.
+    """
+    base, why = 1.0, "the raster's own resolution"
+    if raster_gsd and model_gsd:
+        if abs(model_gsd / raster_gsd - 1) > GSD_MATCH:
+            base, why = model_gsd / raster_gsd, f"the model's GSD, {model_gsd:.3g} m (raster resampled)"
+        else:
+            why = f"the model's GSD, {model_gsd:.3g} m"
+    if screen_px / base <= ZOOMED_OUT:
+        return Level(base, f"at {why}")
+    scale = base * 2 ** math.floor(math.log2(screen_px / base))
+    size = f"{raster_gsd * scale:.3g} m" if raster_gsd else f"{scale:g} raster px"
+    return Level(scale, f"at the canvas resolution, {size} per pixel (zoomed out; coarser than the model's)")
+
+
+class TileCache:
+    """Least-recently-used class tiles (uint8 arrays) bounded by ``max_bytes``; thread-safe."""
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self._tiles: OrderedDict[tuple, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple) -> np.ndarray | None:
+        with self._lock:
+            tile = self._tiles.get(key)
+            if tile is not None:
+                self._tiles.move_to_end(key)
+            return tile
+
+    def put(self, key: tuple, tile: np.ndarray) -> None:
+        with self._lock:
+            old = self._tiles.pop(key, None)
+            self.bytes += tile.nbytes - (old.nbytes if old is not None else 0)
+            self._tiles[key] = tile
+            while self.bytes > self.max_bytes and len(self._tiles) > 1:
+                _, dropped = self._tiles.popitem(last=False)
+                self.bytes -= dropped.nbytes
+
+    def __len__(self) -> int:
+        return len(self._tiles)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._tiles.clear()
+            self.bytes = 0
+
+
+@dataclass
+class LiveView:
+    """A classified view: ``classes`` ``(H, W)`` uint8 on the level grid (``NODATA`` outside the raster
+    and where invalid), placed by ``transform`` in ``crs``; ``computed``/``cached`` tiles; ``seconds``."""
+
+    classes: np.ndarray
+    transform: Affine
+    crs: object
+    level: Level
+    computed: int
+    cached: int
+    seconds: float
+
+
+def missing_blocks(tiles: set[tuple[int, int]]) -> list[tuple[int, int, int, int]]:
+    """Group tiles ``(tx, ty)`` into rectangles ``(tx0, ty0, tx1, ty1)`` (end-exclusive): runs along each
+    tile row, merged with the rows below while they span the same columns. Each rectangle is classified
+    in one pass, so windows shared by its tiles run once."""
+    runs: list[tuple[int, int, int]] = []  # (ty, tx0, tx1)
+    for ty in sorted({t[1] for t in tiles}):
+        xs = sorted(t[0] for t in tiles if t[1] == ty)
+        start = xs[0]
+        for tx, following in zip(xs, xs[1:] + [None]):
+            if following != tx + 1:
+                runs.append((ty, start, tx + 1))
+                start = following
+    blocks: list[list[int]] = []
+    for ty, tx0, tx1 in runs:
+        match = next((b for b in blocks if b[0] == tx0 and b[2] == tx1 and b[3] == ty), None)
+        if match:
+            match[3] = ty + 1
+        else:
+            blocks.append([tx0, ty, tx1, ty + 1])
+    return [tuple(b) for b in blocks]
+
+
+class LiveClassifier:
+    """Classifies views of one raster with one model.
+
+    ``tile`` is the live tile size (px of a level); ``window``/``overlap`` the model's tiling (``None``:
+    its defaults); ``cache`` may be shared between classifiers (keys include raster, bands and model).
+    One view is classified at a time (calls from several threads queue on a lock). Raises
+    ``LandcoverError`` for an unreadable raster or too few bands.
+    """
+
+    def __init__(self, path: str | Path, model: OnnxModel, cache: TileCache, bands: tuple[int, ...] | None = None,
+                 tile: int = 256, batch_size: int = 1):
+        self.model, self.cache, self.tile, self.batch_size = model, cache, tile, batch_size
+        meta = model.meta
+        self.window, self.overlap = meta.tile_size, meta.overlap
+        self.source = open_input(path, model.num_bands, meta.input_bands, bands)
+        self._levels: dict[float, InputRaster] = {1.0: self.source}
+        self._lock = threading.Lock()
+        self._key = (str(Path(path).resolve()), self.source.bands, model.sha256)
+
+    def level_raster(self, scale: float) -> InputRaster:
+        """The raster on a level's grid: itself at scale 1, else a ``WarpedVRT`` (average when
+        coarser, bilinear when finer)."""
+        if scale not in self._levels:
+            src = self.source
+            ds = src.dataset
+            if ds.crs is None:
+                raise LandcoverError(f"{src.path.name} has no CRS: it can only be classified live at its own resolution")
+            vrt = WarpedVRT(ds, crs=ds.crs, transform=ds.transform * Affine.scale(scale),
+                            width=max(1, math.ceil(ds.width / scale)), height=max(1, math.ceil(ds.height / scale)),
+                            resampling=Resampling.average if scale > 1 else Resampling.bilinear)
+            self._levels[scale] = InputRaster(src.path, vrt, src.bands, src.band_note, True,
+                                              src.gsd and src.gsd * scale, src.pixel_area and src.pixel_area * scale ** 2)
+        return self._levels[scale]
+
+    def classify_view(self, bounds: tuple[float, float, float, float], level: Level,
+                      cancelled: Callable[[], bool] | None = None,
+                      progress: Callable[[float], None] | None = None) -> LiveView | None:
+        """Classify the view ``bounds`` ``(left, bottom, right, top)`` in the raster's CRS (pixel
+        coordinates when it has none) on ``level``; ``None`` when the view misses the raster.
+
+        The result covers the live tiles the view touches. Raises ``Cancelled`` when ``cancelled()``
+        turns true (tiles finished so far stay cached)."""
+        with self._lock:
+            started = time.perf_counter()
+            src = self.level_raster(level.scale)
+            inv = ~src.dataset.transform
+            xs, ys = zip(*(inv * (x, y) for x in bounds[::2] for y in bounds[1::2]))
+            x0, x1 = max(0, math.floor(min(xs))), min(src.width, math.ceil(max(xs)))
+            y0, y1 = max(0, math.floor(min(ys))), min(src.height, math.ceil(max(ys)))
+            if x0 >= x1 or y0 >= y1:
+                return None
+            s = self.tile
+            tx0, ty0, tx1, ty1 = x0 // s, y0 // s, -(-x1 // s), -(-y1 // s)
+            keys = {(tx, ty): (*self._key, level.scale, tx, ty) for ty in range(ty0, ty1) for tx in range(tx0, tx1)}
+            missing = {t for t, k in keys.items() if self.cache.get(k) is None}
+            blocks = missing_blocks(missing) if missing else []
+            for i, (bx0, by0, bx1, by1) in enumerate(blocks):
+                def block_progress(f, i=i):
+                    if progress:
+                        progress((i + f) / len(blocks))
+
+                self._classify_block(src, (bx0, by0, bx1, by1), level, cancelled, block_progress)
+            width, height = min(tx1 * s, src.width) - tx0 * s, min(ty1 * s, src.height) - ty0 * s
+            mosaic = np.full((height, width), NODATA, np.uint8)
+            for (tx, ty), key in keys.items():
+                tile = self.cache.get(key)
+                if tile is None:  # evicted by a cache smaller than the view: classify it again
+                    self._classify_block(src, (tx, ty, tx + 1, ty + 1), level, cancelled, None)
+                    tile = self.cache.get(key)
+                r, c = ty * s - ty0 * s, tx * s - tx0 * s
+                mosaic[r:r + tile.shape[0], c:c + tile.shape[1]] = tile
+            transform = src.dataset.transform * Affine.translation(tx0 * s, ty0 * s)
+            return LiveView(mosaic, transform, src.dataset.crs, level, len(missing), len(keys) - len(missing),
+                            time.perf_counter() - started)
+
+    def _classify_block(self, src: InputRaster, block: tuple[int, int, int, int], level: Level,
+                        cancelled, progress) -> None:
+        """Classify tiles ``block`` (tile coordinates, end-exclusive) and cache each tile row as soon as
+        its pixels are final."""
+        s = self.tile
+        bx0, by0, bx1, by1 = block
+        region = (bx0 * s, by0 * s, min(bx1 * s, src.width), min(by1 * s, src.height))
+        band = np.empty((s, region[2] - region[0]), np.uint8)
+        filled, ty = 0, by0
+        for y, classes, _ in blended_rows(src, self.model, self.window, self.overlap, region, self.batch_size,
+                                          progress=progress, cancelled=cancelled):
+            rows = classes.shape[0]
+            done = 0
+            while done < rows:
+                band_rows = min(s, region[3] - ty * s)
+                take = min(rows - done, band_rows - filled)
+                band[filled:filled + take] = classes[done:done + take]
+                filled, done = filled + take, done + take
+                if filled == band_rows:
+                    for tx in range(bx0, bx1):
+                        c = tx * s - region[0]
+                        self.cache.put((*self._key, level.scale, tx, ty), band[:filled, c:c + s].copy())
+                    filled, ty = 0, ty + 1
+
+    def close(self) -> None:
+        """Close the raster and its level views."""
+        for raster in self._levels.values():
+            if raster is not self.source:
+                raster.dataset.close()
+        self.source.close()
+        self._levels.clear()
