@@ -6,7 +6,7 @@ APT_PACKAGES := qgis python3-qgis qgis-providers python3-rasterio python3-gdal p
 STAMP := $(VENV)/.setup-stamp
 export QT_QPA_PLATFORM ?= offscreen
 
-.PHONY: setup demo test package resources clean train-flair train-dubai screenshots bench
+.PHONY: setup demo test package resources clean train-flair train-dubai screenshots bench live-bench
 
 setup: $(STAMP) landcover_plugin/resources.py
 
@@ -23,7 +23,7 @@ $(STAMP): requirements.txt constraints.txt pyproject.toml
 	$(PY) -m pip install -q -c constraints.txt --no-deps -e .
 	touch $(STAMP)
 
-landcover_plugin/resources.py: resources.qrc landcover_plugin/icons/landcover.svg
+landcover_plugin/resources.py: resources.qrc $(wildcard landcover_plugin/icons/*.svg)
 	pyrcc5 -o $@ resources.qrc
 
 resources: landcover_plugin/resources.py
@@ -68,6 +68,11 @@ screenshots: demo
 	  timeout 180 xvfb-run -a -s "-screen 0 1600x1000x24" qgis --profiles-path build/qgis-profile --nologo \
 	  --noversioncheck --code docs/screenshot_qgis.py
 	@ls -la docs/qgis_classified.png
+	QT_QPA_PLATFORM=xcb $(PY) bench/live_view.py --shots docs --json out/live_view.json
+
+# Live layer: seconds from a view change to the class layer on a 1366×768 canvas (real QGIS desktop).
+live-bench: setup
+	QT_QPA_PLATFORM=xcb $(PY) bench/live_view.py --json out/live_view.json
 
 # Reproduces models/dubai-rgb.onnx (fixed seed, CPU); see models/dubai-rgb.md.
 train-dubai: setup

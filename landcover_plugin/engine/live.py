@@ -27,7 +27,7 @@ from ..errors import LandcoverError
 from ..model.adapter import OnnxModel
 from .classify import blended_rows
 from .reader import InputRaster, open_input
-from .writer import NODATA
+from .writer import NODATA, ClassRasterWriter
 
 GSD_MATCH = 0.1  # the raster is used as is when its pixel size is within 10 % of the model's GSD
 ZOOMED_OUT = 2.0  # classify at the canvas resolution when a screen pixel covers more level pixels than this
@@ -239,3 +239,14 @@ class LiveClassifier:
                 raster.dataset.close()
         self.source.close()
         self._levels.clear()
+
+
+def write_view(view: LiveView, meta, path: str | Path) -> Path:
+    """Write ``view`` as a class GeoTIFF (colour table, category names, ``.qml`` style; see
+    ``ClassRasterWriter``) at ``path``, atomically."""
+    height, width = view.classes.shape
+    profile = {"width": width, "height": height, "crs": view.crs, "transform": view.transform}
+    with ClassRasterWriter(path, meta, profile, {"LANDCOVER_LIVE_LEVEL": view.level.note}) as writer:
+        writer.write(0, view.classes)
+        writer.commit()
+    return Path(path)

@@ -155,3 +155,21 @@ class OnnxModel:
             np.exp(out, out=out)
             out /= out.sum(axis=1, keepdims=True)
         return out
+
+
+def validate_model(path: str | Path) -> OnnxModel:
+    """Open ``path`` on the CPU and run one tile of the model's tile size (at most 128 px) of mid-range
+    values, checking that it yields ``(1, K, H, W)`` probabilities summing to 1.
+
+    Returns the opened model. Raises ``ModelError`` (or ``LandcoverError``) naming what is wrong."""
+    model = OnnxModel(path, "cpu")
+    low, high = model.meta.value_range
+    size = min(model.meta.tile_size, 128)
+    x = np.full((1, model.num_bands, size, size), (low + high) / 2, np.float32)
+    probs = model.predict(x)
+    if probs.shape != (1, model.meta.num_classes, size, size):
+        raise ModelError(f"{model.path}: a {size}×{size} tile gave output {probs.shape}, expected "
+                         f"(1, {model.meta.num_classes}, {size}, {size}): the network is not a segmentation model")
+    if not np.allclose(probs.sum(axis=1), 1, atol=1e-3):
+        raise ModelError(f"{model.path}: outputs do not sum to 1 over classes: set metadata 'output' to 'logits'")
+    return model

@@ -39,3 +39,11 @@ def run_qgis_process(env, *args, timeout=900):
 def run_python_in_qgis(env, script, *args, timeout=900):
     return subprocess.run([sys.executable, str(script), *map(str, args)], env=env, capture_output=True, text=True,
                           timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def package():
+    """The ``make package`` zip."""
+    proc = subprocess.run(["make", "package"], cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return REPO / "dist" / "landcover_plugin.zip"

@@ -7,15 +7,8 @@ import pytest
 
 import rasterio
 
-from tests.fixtures import REPO, dominant_image, make_raster
+from tests.fixtures import dominant_image, make_raster
 from tests.qgis_plugin.conftest import QGIS_PROCESS, qgis_environment
-
-
-@pytest.fixture(scope="module")
-def package():
-    proc = subprocess.run(["make", "package"], cwd=REPO, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return REPO / "dist" / "landcover_plugin.zip"
 
 
 def test_zip_layout(package):

@@ -1,0 +1,111 @@
+"""The Landcover dock: choose a raster layer and a model, switch Live on, and see what runs where."""
+from __future__ import annotations
+
+from qgis.core import QgsMapLayerProxyModel
+from qgis.gui import QgsMapLayerComboBox, QgsOpacityWidget
+from qgis.PyQt.QtCore import Qt
+from qgis.PyQt.QtWidgets import (QCheckBox, QComboBox, QDockWidget, QFormLayout, QHBoxLayout, QLabel, QProgressBar,
+                                 QPushButton, QSpinBox, QVBoxLayout, QWidget)
+
+from . import settings
+from .live import LiveController
+
+DEVICES = ["auto", "cpu", "cuda"]
+
+
+class LandcoverDock(QDockWidget):
+    """Live classification controls. ``manage_models`` and ``show_diagnostics`` are the plugin's
+    callbacks for the two buttons."""
+
+    def __init__(self, iface, manage_models, show_diagnostics):
+        super().__init__("Landcover", iface.mainWindow())
+        self.setObjectName("LandcoverDock")
+        self.controller = LiveController(iface, settings.get("live/cache_mb"))
+        body = QWidget()
+        form = QFormLayout()
+        self.layer_box = QgsMapLayerComboBox()
+        self.layer_box.setFilters(QgsMapLayerProxyModel.RasterLayer)
+        form.addRow("Raster layer", self.layer_box)
+        self.model_box = QComboBox()
+        models_button = QPushButton("Models…")
+        models_button.clicked.connect(manage_models)
+        row = QHBoxLayout()
+        row.addWidget(self.model_box, 1)
+        row.addWidget(models_button)
+        form.addRow("Model", row)
+        self.device_box = QComboBox()
+        self.device_box.addItems(DEVICES)
+        self.device_box.setCurrentText(settings.get("live/device"))
+        form.addRow("Device", self.device_box)
+        self.cache_box = QSpinBox()
+        self.cache_box.setRange(16, 8192)
+        self.cache_box.setSuffix(" MB")
+        self.cache_box.setValue(settings.get("live/cache_mb"))
+        self.cache_box.setToolTip("Memory for finished live tiles; takes effect when Live is next switched on")
+        form.addRow("Tile cache", self.cache_box)
+        self.opacity = QgsOpacityWidget()
+        self.opacity.setOpacity(settings.get("live/opacity"))
+        self.controller.set_opacity(self.opacity.opacity())
+        self.opacity.opacityChanged.connect(self.set_opacity)
+        form.addRow("Opacity", self.opacity)
+        self.live_box = QCheckBox("Live: classify the visible extent as the map moves")
+        self.status = QLabel("Live: off")
+        self.status.setWordWrap(True)
+        self.status.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.bar = QProgressBar()
+        self.bar.setRange(0, 100)
+        diagnostics = QPushButton("Diagnostics…")
+        diagnostics.clicked.connect(show_diagnostics)
+        layout = QVBoxLayout(body)
+        layout.addLayout(form)
+        layout.addWidget(self.live_box)
+        layout.addWidget(self.bar)
+        layout.addWidget(self.status)
+        layout.addWidget(diagnostics)
+        layout.addStretch(1)
+        self.setWidget(body)
+        self.fill_models()
+        self.live_box.toggled.connect(self.switch)
+        self.controller.status.connect(self.status.setText)
+        self.controller.progress.connect(self.bar.setValue)
+        for box in (self.layer_box, self.model_box, self.device_box):
+            box.currentIndexChanged.connect(self.restart)
+
+    def fill_models(self):
+        """List bundled and added models, keeping the current (or saved) choice."""
+        current = self.model_box.currentText() or settings.get("live/model")
+        self.model_box.blockSignals(True)
+        self.model_box.clear()
+        for name, path in settings.all_models().items():
+            self.model_box.addItem(name, str(path))
+        index = self.model_box.findText(current)
+        self.model_box.setCurrentIndex(max(index, 0))
+        self.model_box.blockSignals(False)
+
+    def switch(self, on: bool):
+        if not on:
+            self.controller.stop()
+            return
+        layer = self.layer_box.currentLayer()
+        if layer is None or self.model_box.currentData() is None:
+            self.status.setText("Live: choose a raster layer and a model first")
+            self.live_box.setChecked(False)
+            return
+        settings.put("live/model", self.model_box.currentText())
+        settings.put("live/device", self.device_box.currentText())
+        settings.put("live/cache_mb", self.cache_box.value())
+        self.bar.setValue(0)
+        self.controller.start(layer, self.model_box.currentData(), self.device_box.currentText())
+
+    def set_opacity(self, opacity: float):
+        settings.put("live/opacity", opacity)
+        self.controller.set_opacity(opacity)
+
+    def restart(self):
+        if self.live_box.isChecked():
+            self.switch(True)
+
+    def close_live(self):
+        """Switch Live off and remove everything it added (on plugin unload)."""
+        self.live_box.setChecked(False)
+        self.controller.stop()

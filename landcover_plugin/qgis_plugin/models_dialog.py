@@ -1,0 +1,119 @@
+"""Model manager: the bundled and added ONNX models, their metadata, classes and colours; add an ONNX
+file (validated before it is kept), validate, remove an added one. Added models persist in the QGIS
+profile (``settings.added_models``)."""
+from __future__ import annotations
+
+from html import escape
+from pathlib import Path
+
+from qgis.PyQt.QtWidgets import (QDialog, QDialogButtonBox, QFileDialog, QHBoxLayout, QListWidget, QPushButton,
+                                 QTextBrowser, QVBoxLayout)
+
+from ..errors import LandcoverError
+from ..model.adapter import read_metadata, validate_model
+from ..model.metadata import gsd_text
+from . import settings
+
+
+def model_html(name: str, path: Path) -> str:
+    """The model's metadata as HTML: description, bands, value range, GSD, tiling, classes in colour."""
+    try:
+        m = read_metadata(path)
+    except LandcoverError as exc:
+        return f"<h3>{escape(name)}</h3><p style='color:#b00'>{escape(str(exc))}</p>"
+    rows = "".join(f"<tr><td>{v}</td><td style='background:{c}'>&nbsp;&nbsp;&nbsp;&nbsp;</td><td>{escape(n)}</td></tr>"
+                   for v, c, n in zip(m.class_values, m.class_colors, m.class_names))
+    facts = [("Bands", ", ".join(m.input_bands or []) or f"{m.num_bands or '?'} (unnamed)"),
+             ("Value range", f"{m.value_range[0]:g}–{m.value_range[1]:g}"), ("GSD", gsd_text(m.gsd)),
+             ("Tile / overlap", f"{m.tile_size} / {m.overlap} px"), ("Licence", m.license or "not stated"),
+             ("Attribution", m.attribution or "none"), ("File", str(path))]
+    table = "".join(f"<tr><td><b>{k}</b></td><td>{escape(str(v))}</td></tr>" for k, v in facts)
+    return (f"<h3>{escape(m.name or name)} {escape(m.version or '')}</h3><p>{escape(m.description or '')}</p>"
+            f"<table>{table}</table><h4>{m.num_classes} classes</h4><table cellpadding='2'>{rows}</table>")
+
+
+class ModelManager(QDialog):
+    """Lists models; ``changed`` callbacks run after an add or remove."""
+
+    def __init__(self, parent=None, changed=None):
+        super().__init__(parent)
+        self.setWindowTitle("Landcover models")
+        self.resize(760, 520)
+        self.changed = changed
+        self.list = QListWidget()
+        self.info = QTextBrowser()
+        self.list.currentTextChanged.connect(self.show_model)
+        buttons = QHBoxLayout()
+        for label, slot in (("Add ONNX…", self.add), ("Validate", self.validate), ("Remove", self.remove)):
+            button = QPushButton(label)
+            button.clicked.connect(slot)
+            buttons.addWidget(button)
+        buttons.addStretch(1)
+        close = QDialogButtonBox(QDialogButtonBox.Close)
+        close.rejected.connect(self.reject)
+        buttons.addWidget(close)
+        panes = QHBoxLayout()
+        panes.addWidget(self.list, 1)
+        panes.addWidget(self.info, 3)
+        layout = QVBoxLayout(self)
+        layout.addLayout(panes)
+        layout.addLayout(buttons)
+        self.fill()
+
+    def fill(self, select: str | None = None):
+        self.models = settings.all_models()
+        self.list.clear()
+        self.list.addItems(list(self.models))
+        items = self.list.findItems(select, 0) if select else []
+        self.list.setCurrentRow(self.list.row(items[0]) if items else 0)
+
+    def show_model(self, name: str):
+        if name in self.models:
+            self.info.setHtml(model_html(name, self.models[name]))
+
+    def add_path(self, path: str) -> str:
+        """Validate ``path`` and add it; returns its name. Raises ``LandcoverError`` when invalid."""
+        validate_model(path)
+        added = settings.added_models()
+        name = Path(path).stem
+        added[name] = str(Path(path).resolve())
+        settings.set_added_models(added)
+        return name
+
+    def add(self):
+        path, _ = QFileDialog.getOpenFileName(self, "Add an ONNX model", "", "ONNX models (*.onnx)")
+        if not path:
+            return
+        try:
+            name = self.add_path(path)
+        except LandcoverError as exc:
+            self.info.setHtml(f"<p style='color:#b00'>Not added: {escape(str(exc))}</p>")
+            return
+        self.fill(name)
+        if self.changed:
+            self.changed()
+
+    def validate(self):
+        name = self.list.currentItem().text() if self.list.currentItem() else None
+        if name is None:
+            return
+        try:
+            model = validate_model(self.models[name])
+            verdict = (f"<p style='color:#070'><b>Valid</b>: one {min(model.meta.tile_size, 128)} px tile ran on "
+                       f"{model.provider} and gave probabilities for {model.meta.num_classes} classes.</p>")
+        except LandcoverError as exc:
+            verdict = f"<p style='color:#b00'><b>Invalid</b>: {escape(str(exc))}</p>"
+        self.info.setHtml(verdict + model_html(name, self.models[name]))
+
+    def remove(self):
+        item = self.list.currentItem()
+        added = settings.added_models()
+        key = item.text().removesuffix(" (added)") if item else None
+        if key not in added:
+            self.info.setHtml("<p>Bundled models cannot be removed; only models you added.</p>")
+            return
+        del added[key]
+        settings.set_added_models(added)
+        self.fill()
+        if self.changed:
+            self.changed()
