@@ -111,7 +111,8 @@ class LiveController(QObject):
         self.layer = None
         self.task = None
         self.changed_at = None
-        self.count = 0
+        self.count = 0  # views requested
+        self.superseded = 0  # views whose running task a newer view cancelled
         self.last_seconds = None
         self.opacity = 1.0
 
@@ -148,6 +149,7 @@ class LiveController(QObject):
             return
         if self.task is not None:
             self.task.cancel()
+            self.superseded += 1
         layer = self.source_layer
         to_layer = QgsCoordinateTransform(self.canvas.mapSettings().destinationCrs(), layer.crs(), QgsProject.instance())
         extent: QgsRectangle = to_layer.transformBoundingBox(self.canvas.extent())

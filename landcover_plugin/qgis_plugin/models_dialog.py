@@ -6,6 +6,7 @@ from __future__ import annotations
 from html import escape
 from pathlib import Path
 
+from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtWidgets import (QDialog, QDialogButtonBox, QFileDialog, QHBoxLayout, QListWidget, QPushButton,
                                  QTextBrowser, QVBoxLayout)
 
@@ -64,7 +65,7 @@ class ModelManager(QDialog):
         self.models = settings.all_models()
         self.list.clear()
         self.list.addItems(list(self.models))
-        items = self.list.findItems(select, 0) if select else []
+        items = self.list.findItems(select, Qt.MatchExactly) if select else []
         self.list.setCurrentRow(self.list.row(items[0]) if items else 0)
 
     def show_model(self, name: str):

@@ -142,6 +142,14 @@ def steps():
         report["views"].append({"view": name, "seconds": controller.last_seconds,
                                 "status": dock.status.text(), "wall_s": time.perf_counter() - started})
         yield 300
+    # a view change while a view is being classified cancels the stale work
+    canvas.setExtent(view_at(cx, ext.yMinimum() + 0.2 * ext.height(), 0.2))
+    yield 1500
+    canvas.setExtent(view_at(cx, ext.yMinimum() + 0.8 * ext.height(), 0.2))
+    yield "view"
+    report["superseded_views"] = controller.superseded
+    report["shown_view_centre_y"] = controller.layer.extent().center().y()
+    report["requested_centre_y"] = ext.yMinimum() + 0.8 * ext.height()
     ticks["on"] = False
     report["ui_max_gap_ms"] = ticks["max_gap_ms"]
     report["ui_ticks"] = ticks["count"]
@@ -168,7 +176,19 @@ def steps():
     box.close()
     from landcover_plugin.qgis_plugin.models_dialog import ModelManager
 
-    manager = ModelManager(window)
+    manager = ModelManager(window, dock.fill_models)
+    try:
+        manager.add_path(os.environ["LANDCOVER_BAD_MODEL"])
+    except Exception as exc:  # noqa: BLE001 (the message is what the user sees)
+        report["bad_model_refused"] = f"{type(exc).__name__}: {exc}"
+    name = manager.add_path(os.environ["LANDCOVER_EXTRA_MODEL"])
+    manager.fill(name)
+    dock.fill_models()
+    report["added_model"] = {"name": name, "in_dock": dock.model_box.findText(name) >= 0,
+                             "in_diagnostics": name in plugin.diagnostics_box().text()}
+    manager.remove()
+    dock.fill_models()
+    report["removed_model_in_dock"] = dock.model_box.findText(name) >= 0
     manager.show()
     manager.list.setCurrentRow(list(manager.models).index("flair-rgb"))
     yield 500
