@@ -6,7 +6,7 @@ APT_PACKAGES := qgis python3-qgis qgis-providers python3-rasterio python3-gdal p
 STAMP := $(VENV)/.setup-stamp
 export QT_QPA_PLATFORM ?= offscreen
 
-.PHONY: setup demo test package resources clean train-flair train-dubai screenshots bench live-bench
+.PHONY: setup demo test package resources clean train-flair train-dubai train-dubai-grey screenshots bench live-bench
 
 setup: $(STAMP) landcover_plugin/resources.py
 
@@ -77,6 +77,10 @@ live-bench: setup
 # Reproduces models/dubai-rgb.onnx (fixed seed, CPU); see models/dubai-rgb.md.
 train-dubai: setup
 	$(VENV)/bin/landcover train --config models/dubai-rgb.train.json --output models/dubai-rgb.onnx
+
+# Reproduces models/dubai-grey.onnx: the same data as greyscale (luma), 1-band input; see models/dubai-grey.md.
+train-dubai-grey: setup
+	$(VENV)/bin/landcover train --config models/dubai-grey.train.json --output models/dubai-grey.onnx
 
 clean:
 	rm -rf out dist build .pytest_cache

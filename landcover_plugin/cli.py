@@ -5,6 +5,7 @@ Errors the user can fix print one line to stderr and exit with status 2; no trac
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import sys
 from datetime import datetime
@@ -99,12 +100,33 @@ def _info(args) -> int:
     return 0
 
 
+def _settings(items: list[str]) -> dict:
+    """``KEY=VALUE`` strings → {KEY: VALUE parsed as JSON, or the plain string when it is not JSON}."""
+    parsed = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise LandcoverError(f"--set {item!r}: write KEY=VALUE, e.g. --set architecture=fpn or --set 'loss={{\"ce\": 1, \"dice\": 1}}'")
+        try:
+            parsed[key] = json.loads(value)
+        except json.JSONDecodeError:
+            parsed[key] = value
+    return parsed
+
+
 def _train(args) -> int:
     from .train.config import load_config
-    from .train.trainer import train
+    from .train.trainer import find_lr, train
 
-    config = load_config(args.config, steps=args.steps, seed=args.seed)
+    config = load_config(args.config, steps=args.steps, seed=args.seed, **_settings(args.set))
     run_dir = args.run_dir or Path("runs") / f"{config.name}-{datetime.now():%Y%m%d-%H%M%S}"
+    if args.find_lr:
+        found = find_lr(config, run_dir)
+        print(f"learning-rate range test over {found['steps']} steps: suggested lr {found['suggested_lr']:.2g} "
+              f"(curve in {found['csv']}); set it with --set lr={found['suggested_lr']:.2g}")
+        return 0
+    if not args.output:
+        raise LandcoverError("--output is required to train: the ONNX file to write")
     command = "landcover " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     summary = train(config, args.output, run_dir, command=command)
     print(f"{config.name}: validation mIoU {summary['val_miou']:.4f} (step {summary['best_step']}), "
@@ -193,10 +215,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a model from image + label raster pairs and export it to ONNX")
     p.add_argument("--config", required=True, help="training config JSON (pairs, classes, hyper-parameters)")
-    p.add_argument("--output", required=True, help="ONNX file to write (a model card .md is written beside it)")
+    p.add_argument("--output", help="ONNX file to write (a model card .md is written beside it)")
     p.add_argument("--run-dir", type=Path, help="run folder (default runs/NAME-TIMESTAMP)")
     p.add_argument("--steps", type=int, help="override the config's number of steps")
     p.add_argument("--seed", type=int, help="override the config's random seed")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any config key (VALUE as JSON), e.g. --set architecture=fpn --set 'loss={\"ce\":1,\"dice\":1}'")
+    p.add_argument("--find-lr", action="store_true",
+                   help="run a learning-rate range test (100 steps) instead of training and suggest an lr")
     p.set_defaults(func=_train)
 
     p = sub.add_parser("evaluate", help="score a class raster against reference labels")

@@ -7,6 +7,9 @@ from pathlib import Path
 
 from ..errors import LandcoverError
 
+ARCHITECTURES = ("unet", "fpn")
+LOSS_TERMS = ("ce", "dice", "focal")
+
 
 @dataclass(frozen=True)
 class ClassSpec:
@@ -36,6 +39,18 @@ class TrainConfig:
     val_fraction: float = 0.2
     val_pairs: tuple[str, ...] = ()  # pairs whose image path contains one of these are validation, the rest train
     ignore_colors: tuple[tuple[int, int, int], ...] = ()  # RGB mask colours that mean "no label"
+    label_field: str | None = None  # polygon labels: the field holding a class code or name
+    ignore_codes: tuple[int, ...] = ()  # polygon field values that mean "no label"
+    min_labelled: float = 0.5  # a training crop needs at least this fraction of labelled pixels
+    architecture: str = "unet"  # "unet" or "fpn" (see network.py)
+    loss: dict = field(default_factory=lambda: {"ce": 1.0})  # weighted sum of "ce", "dice", "focal"
+    class_weighting: str = "median_sqrt"  # "median_sqrt" (median-frequency, softened) or "none"
+    label_smoothing: float = 0.0  # for the "ce" term
+    focal_gamma: float = 2.0  # for the "focal" term
+    scale_jitter: tuple[float, float] | None = None  # e.g. [0.75, 1.33]: crops resampled by this factor
+    schedule: str = "onecycle"  # "onecycle" or "cosine" (linear warm-up, then cosine decay)
+    early_stop_patience: int = 0  # stop after this many evaluations without a better val mIoU (0 = off)
+    device: str = "auto"  # "auto" (CUDA when torch sees a GPU), "cpu" or "cuda"; CUDA trains in mixed precision
     crop: int = 256
     batch_size: int = 8
     steps: int = 2000
@@ -86,6 +101,17 @@ def load_config(path: str | Path, **overrides) -> TrainConfig:
                                      tuple(tuple(rgb) for rgb in c.get("mask_colors", ())))
                            for i, c in enumerate(raw.get("classes", [])))
     raw["ignore_colors"] = tuple(tuple(rgb) for rgb in raw.get("ignore_colors", ()))
+    raw["ignore_codes"] = tuple(raw.get("ignore_codes", ()))
+    if raw.get("scale_jitter") is not None:
+        raw["scale_jitter"] = tuple(raw["scale_jitter"])
+    choices = {"architecture": ARCHITECTURES, "schedule": ("onecycle", "cosine"),
+               "class_weighting": ("median_sqrt", "none"), "device": ("auto", "cpu", "cuda")}
+    for key, allowed in choices.items():
+        if key in raw and raw[key] not in allowed:
+            raise LandcoverError(f"training config {path}: {key} '{raw[key]}' is not one of {', '.join(allowed)}")
+    bad_terms = set(raw.get("loss", {})) - set(LOSS_TERMS)
+    if bad_terms:
+        raise LandcoverError(f"training config {path}: unknown loss terms {sorted(bad_terms)}; use {', '.join(LOSS_TERMS)}")
     raw["val_pairs"] = tuple(raw.get("val_pairs", ()))
     if not raw["classes"]:
         raise LandcoverError(f"training config {path}: 'classes' must list the output classes")

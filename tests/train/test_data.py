@@ -70,3 +70,147 @@ def test_paletted_masks_are_read_through_their_colour_table(tmp_path):
     Image.fromarray(np.zeros((30, 40), np.uint8), mode="L").save(tmp_path / "tile_1" / "masks" / "a.png")
     with pytest.raises(LandcoverError, match="no colour table"):
         load_pairs(config(tmp_path))
+
+
+# ---- georeferenced labels: rasters on another grid and CRS, polygons (generated fixtures) ----
+
+def geo_config(tmp_path, image, label, **extra):
+    cfg = {"name": "geo", "pairs": [[str(image), str(label)]], "val_fraction": 0.25,
+           "classes": [{"name": "field", "color": "#ffff00", "codes": [1]},
+                       {"name": "water", "color": "#0000ff", "codes": [2]}], **extra}
+    path = tmp_path / "geo.json"
+    path.write_text(json.dumps(cfg))
+    return load_config(path)
+
+
+@pytest.fixture
+def scene(tmp_path):
+    """An 80×60 px RGB image at 0.2 m in EPSG:2154 and its truth: code 1 left of column 40, 2 right."""
+    from tests.fixtures import make_raster
+
+    image = make_raster(tmp_path / "image.tif", np.random.default_rng(0).integers(0, 255, (3, 60, 80), dtype=np.uint8))
+    truth = np.where(np.arange(80)[None, :] < 40, 1, 2).repeat(60, 0).astype(np.uint8)
+    return image, truth
+
+
+def test_a_label_raster_in_another_crs_and_resolution_is_warped_onto_the_image(tmp_path, scene):
+    import rasterio
+    from rasterio.warp import Resampling, calculate_default_transform, reproject
+
+    image, truth = scene
+    with rasterio.open(image) as img:
+        transform, width, height = calculate_default_transform(img.crs, "EPSG:3857", img.width, img.height,
+                                                               *img.bounds, resolution=0.37)
+        label = np.zeros((height, width), np.uint8)
+        reproject(truth, label, src_transform=img.transform, src_crs=img.crs, dst_transform=transform,
+                  dst_crs="EPSG:3857", resampling=Resampling.nearest)
+    with rasterio.open(tmp_path / "label_3857.tif", "w", driver="GTiff", width=width, height=height, count=1,
+                       dtype="uint8", crs="EPSG:3857", transform=transform) as dst:
+        dst.write(label, 1)
+    (pair,) = load_pairs(geo_config(tmp_path, image, tmp_path / "label_3857.tif"))
+    assert pair.label.shape == (60, 80)
+    inner = (slice(3, -3), np.r_[3:37, 43:77])  # away from the image edge and the class boundary
+    np.testing.assert_array_equal(pair.label[inner], truth[inner] - 1)  # codes 1, 2 → class indices 0, 1
+
+
+def write_polygons(path, epsg, features, field="code", kind=None):
+    from osgeo import ogr, osr
+
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(epsg)
+    srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    ds = ogr.GetDriverByName("GPKG").CreateDataSource(str(path))
+    layer = ds.CreateLayer("labels", srs, ogr.wkbPolygon)
+    layer.CreateField(ogr.FieldDefn(field, kind if kind is not None else ogr.OFTInteger))
+    for geometry, value in features:
+        feature = ogr.Feature(layer.GetLayerDefn())
+        feature.SetField(field, value)
+        feature.SetGeometry(ogr.CreateGeometryFromJson(json.dumps(geometry)))
+        layer.CreateFeature(feature)
+    ds = None
+    return path
+
+
+def box_in(crs, left, bottom, right, top):
+    """A rectangle given in EPSG:2154 (the image's CRS) as a GeoJSON polygon in ``crs``."""
+    from rasterio.warp import transform_geom
+
+    ring = [(left, bottom), (right, bottom), (right, top), (left, top), (left, bottom)]
+    return transform_geom("EPSG:2154", crs, {"type": "Polygon", "coordinates": [ring]})
+
+
+def test_polygons_in_another_crs_are_rasterised_and_unlabelled_pixels_ignored(tmp_path, scene):
+    image, _ = scene
+    x0, top = 700000, 6600000  # the image: 16 m × 12 m at 0.2 m
+    gpkg = write_polygons(tmp_path / "labels.gpkg", 4326, [
+        (box_in("EPSG:4326", x0, top - 12, x0 + 8, top), 1),  # columns 0-39: field
+        (box_in("EPSG:4326", x0 + 8, top - 6, x0 + 16, top), 2),  # columns 40-79, rows 0-29: water
+        (box_in("EPSG:4326", x0 + 12, top - 6, x0 + 16, top - 3), 9)])  # rows 15-29, cols 60-79: "ignore" (code 9)
+    (pair,) = load_pairs(geo_config(tmp_path, image, gpkg, label_field="code", ignore_codes=[9]))
+    lab = pair.label
+    assert (lab[1:-1, 1:39] == 0).all() and (lab[1:29, 41:59] == 1).all() and (lab[1:14, 61:] == 1).all()
+    assert (lab[32:, 41:] == IGNORE).all()  # outside every polygon
+    assert (lab[16:29, 61:] == IGNORE).all()  # the ignore polygon, drawn last, wins
+
+
+def test_bad_polygon_labels_fail_clearly(tmp_path, scene):
+    from osgeo import ogr
+
+    image, _ = scene
+    here = box_in("EPSG:2154", 700000, 6599988, 700016, 6600000)
+    gpkg = write_polygons(tmp_path / "a.gpkg", 2154, [(here, 1)])
+    with pytest.raises(LandcoverError, match="set 'label_field'"):
+        load_pairs(geo_config(tmp_path, image, gpkg))
+    with pytest.raises(LandcoverError, match=r"no field 'cls' \(fields: code\)"):
+        load_pairs(geo_config(tmp_path, image, gpkg, label_field="cls"))
+    unknown = write_polygons(tmp_path / "b.gpkg", 2154, [(here, 7)])
+    with pytest.raises(LandcoverError, match=r"values \['7'\] of field 'code' are no class's code or name"):
+        load_pairs(geo_config(tmp_path, image, unknown, label_field="code"))
+    far = write_polygons(tmp_path / "c.gpkg", 2154, [(box_in("EPSG:2154", 800000, 6500000, 800010, 6500010), 1)])
+    with pytest.raises(LandcoverError, match="do not overlap image"):
+        load_pairs(geo_config(tmp_path, image, far, label_field="code"))
+    names = write_polygons(tmp_path / "d.gpkg", 2154, [(here, "water")], field="kind", kind=ogr.OFTString)
+    (pair,) = load_pairs(geo_config(tmp_path, image, names, label_field="kind"))  # class names work too
+    assert (pair.label[2:-2, 2:-2] == 1).all()
+
+
+def test_real_partial_polygons_train_crops(shared, tmp_path):
+    """../shared/data/polygons_nb: 43 hand-drawn polygons over a 0.5 m orthophoto in EPSG:2953."""
+    from landcover_plugin.train.data import sample_batch
+
+    folder = shared / "polygons_nb"
+    classes = [{"name": n, "color": "#000000", "codes": [i]} for i, n in enumerate(["other", "forest", "water", "road", "building"])]
+    config = geo_config(tmp_path, folder / "23322E759967N_clipped_1m_1of2.tif", folder / "BakerLake_2017_clipped.gpkg",
+                        classes=classes, label_field="Quatreclasses", ignore_codes=[255], crop=64, batch_size=4,
+                        min_labelled=0.2)
+    (pair,) = load_pairs(config)
+    labelled = pair.label != IGNORE
+    assert 0.05 < labelled.mean() < 0.95  # partial labelling: the rest is ignore
+    assert len(np.unique(pair.label[labelled])) >= 3
+    images, labels = sample_batch([pair], config, np.random.default_rng(0))
+    assert images.shape == (4, 3, 64, 64) and ((labels != IGNORE).mean(axis=(1, 2)) >= 0.2).all()
+    with pytest.raises(LandcoverError, match="labels are too sparse; lower 'min_labelled'"):
+        sample_batch([pair], geo_config(tmp_path, folder / "23322E759967N_clipped_1m_1of2.tif",
+                                        folder / "BakerLake_2017_clipped.gpkg", classes=classes,
+                                        label_field="Quatreclasses", ignore_codes=[255], crop=64, min_labelled=1.0),
+                     np.random.default_rng(0))
+
+
+def test_a_one_band_config_trains_on_the_luma_of_rgb_images(tmp_path, scene):
+    from landcover_plugin.train.data import read_image
+    import rasterio
+
+    image, truth = scene
+    config = geo_config(tmp_path, image, image, input_bands=["gray"], mean=[0.5], std=[0.5])
+    with rasterio.open(image) as img:
+        rgb = img.read().astype(float)
+        grey = read_image(img, config)
+    assert grey.shape == (1, 60, 80) and grey.dtype == np.uint8
+    np.testing.assert_array_equal(grey[0], np.round(0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]))
+
+
+def test_no_labelled_training_pixel_is_an_error(tmp_path, scene):
+    image, _ = scene
+    gpkg = write_polygons(tmp_path / "ignore.gpkg", 2154, [(box_in("EPSG:2154", 700000, 6599988, 700016, 6600000), 9)])
+    with pytest.raises(LandcoverError, match="no labelled pixel is left in the training part"):
+        load_pairs(geo_config(tmp_path, image, gpkg, label_field="code", ignore_codes=[9]))

@@ -60,14 +60,14 @@ def test_exported_onnx_matches_pytorch(tmp_path, tiny_config):
     np.testing.assert_allclose(got, expected, atol=1e-4)
 
 
-def test_label_grid_mismatch_is_refused(tmp_path, shared, tiny_config):
+def test_a_label_raster_beside_the_image_is_refused(tmp_path, shared, tiny_config):
     from dataclasses import replace
 
     from landcover_plugin.train.data import load_pairs
 
     a = shared / "flair" / "tiles" / "Z3_r01_c11_image.tif"
-    b = shared / "flair" / "tiles" / "Z3_r01_c12_mask.tif"
-    with pytest.raises(LandcoverError, match="is not on the grid"):
+    b = shared / "flair" / "tiles" / "Z3_r01_c12_mask.tif"  # the next tile east: touches, does not overlap
+    with pytest.raises(LandcoverError, match="does not overlap image"):
         load_pairs(replace(tiny_config, pairs=((str(a), str(b)),)))
 
 
@@ -86,8 +86,10 @@ def test_cli_export_reproduces_the_trained_model_and_refuses_a_foreign_checkpoin
     five = replace(tiny_config, classes=tiny_config.classes[:5])
     from landcover_plugin.train.trainer import export_checkpoint
 
-    with pytest.raises(LandcoverError, match="does not fit the network"):
+    with pytest.raises(LandcoverError, match="does not fit the 'unet' network"):
         export_checkpoint(five, tmp_path / "run" / "best.pt", tmp_path / "bad.onnx")
+    with pytest.raises(LandcoverError, match="does not fit the 'fpn' network"):  # a checkpoint of another architecture
+        export_checkpoint(replace(tiny_config, architecture="fpn"), tmp_path / "run" / "best.pt", tmp_path / "bad.onnx")
     assert not (tmp_path / "bad.onnx").exists()
 
 
@@ -103,3 +105,67 @@ def test_cancel_writes_no_model(tmp_path, tiny_config):
     with pytest.raises(Cancelled, match="cancelled at step 2"):
         train(tiny_config, tmp_path / "m.onnx", tmp_path / "run", cancelled=cancelled, info=lambda m: None)
     assert not (tmp_path / "m.onnx").exists() and not (tmp_path / "m.md").exists()
+
+
+def test_fpn_with_dice_focal_smoothing_jitter_cosine_trains_and_exports(tmp_path, tiny_config):
+    from dataclasses import replace
+
+    config = replace(tiny_config, architecture="fpn", loss={"ce": 1.0, "dice": 1.0, "focal": 0.5}, label_smoothing=0.1,
+                     scale_jitter=(0.75, 1.33), schedule="cosine", steps=6, eval_every=2)
+    summary = train(config, tmp_path / "fpn.onnx", tmp_path / "run", info=lambda m: None)
+    assert summary["architecture"] == "fpn" and summary["loss"] == {"ce": 1.0, "dice": 1.0, "focal": 0.5}
+    card = (tmp_path / "fpn.md").read_text()
+    assert "FPN" in card and "1×CE (label smoothing 0.1) + 1×Dice + 0.5×focal (γ 2) (class-weighted)" in card
+    assert "scale jitter 0.75–1.33" in card and "cosine" in card
+    x = np.random.default_rng(2).integers(0, 256, (1, 3, 64, 96)).astype(np.float32)
+    assert OnnxModel(tmp_path / "fpn.onnx", "cpu").predict(x).shape == (1, 13, 64, 96)
+
+
+def test_losses_lower_on_better_predictions():
+    from landcover_plugin.train.trainer import dice_loss, focal_loss
+
+    target = torch.tensor([[[0, 1], [2, 255]]])
+    right = torch.nn.functional.one_hot(torch.tensor([[[0, 1], [2, 0]]]), 3).permute(0, 3, 1, 2).float() * 8
+    wrong = right.roll(1, dims=1)
+    ones = torch.ones(3)
+    assert dice_loss(right, target) < 0.01 < 0.6 < dice_loss(wrong, target)  # (smoothed by +1 on 1-px classes)
+    assert focal_loss(right, target, ones, 2.0) < 1e-4 < 1 < focal_loss(wrong, target, ones, 2.0)
+    # the ignored pixel does not count: changing its prediction changes nothing
+    changed = right.clone()
+    changed[0, :, 1, 1] = torch.tensor([0.0, 0.0, 9.0])
+    assert dice_loss(changed, target) == dice_loss(right, target)
+    assert focal_loss(changed, target, ones, 2.0) == focal_loss(right, target, ones, 2.0)
+
+
+def test_early_stopping_nan_loss_and_lr_finder(tmp_path, tiny_config, monkeypatch):
+    from dataclasses import replace
+
+    from landcover_plugin.train import trainer
+
+    # early stopping: patience 1 with the validation mIoU forced to get worse
+    scores = iter([0.5, 0.4, 0.3, 0.2])
+    real_scores = trainer.scores
+    monkeypatch.setattr(trainer, "scores", lambda cm: {**real_scores(cm), "miou": next(scores)})
+    summary = train(replace(tiny_config, steps=8, eval_every=2, early_stop_patience=1), tmp_path / "e.onnx",
+                    tmp_path / "early", info=lambda m: None)
+    assert summary["stopped_early_at"] == 4 and summary["best_step"] == 2
+    monkeypatch.setattr(trainer, "scores", real_scores)
+    # NaN loss at step 3: stop with a message, no model, the step-2 checkpoint kept
+    real_loss = trainer.make_loss
+    calls = []
+
+    def nan_after_two(config, weight):
+        loss = real_loss(config, weight)
+        return lambda z, y: loss(z, y) * (float("nan") if calls.append(1) or len(calls) == 3 else 1.0)
+
+    monkeypatch.setattr(trainer, "make_loss", nan_after_two)
+    with pytest.raises(LandcoverError, match=r"loss became nan at step 3.*last.pt \(step 2\)"):
+        train(tiny_config, tmp_path / "n.onnx", tmp_path / "nan", info=lambda m: None)
+    assert (tmp_path / "nan" / "last.pt").exists() and not (tmp_path / "n.onnx").exists()
+    monkeypatch.setattr(trainer, "make_loss", real_loss)
+    found = trainer.find_lr(tiny_config, tmp_path / "lr", steps=12, lr_min=1e-5, lr_max=10.0)
+    with open(found["csv"]) as fh:
+        rows = [(float(r["lr"]), float(r["smoothed_loss"])) for r in csv.DictReader(fh)]
+    lrs = [lr for lr, _ in rows]
+    assert lrs[0] == pytest.approx(1e-5) and all(b > a for a, b in zip(lrs, lrs[1:]))
+    assert found["suggested_lr"] == pytest.approx(min(rows, key=lambda r: r[1])[0] / 10, rel=1e-3)
