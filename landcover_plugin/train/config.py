@@ -32,6 +32,7 @@ class TrainConfig:
     classes: tuple[ClassSpec, ...]
     input_bands: tuple[str, ...] = ("red", "green", "blue")
     gsd: float | None = None
+    value_range: tuple[float, float] = (0.0, 255.0)  # raw values mapped to [0, 1]: (0, 65535) or (0, 10000) for 16-bit
     tile_size: int = 512
     overlap: int = 128
     mean: tuple[float, ...] = (0.498, 0.498, 0.498)
@@ -115,7 +116,7 @@ def load_config(path: str | Path, **overrides) -> TrainConfig:
     raw["val_pairs"] = tuple(raw.get("val_pairs", ()))
     if not raw["classes"]:
         raise LandcoverError(f"training config {path}: 'classes' must list the output classes")
-    for key in ("input_bands", "mean", "std"):
+    for key in ("input_bands", "mean", "std", "value_range"):
         if key in raw:
             raw[key] = tuple(raw[key])
     return TrainConfig(**raw)

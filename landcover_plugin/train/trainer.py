@@ -105,9 +105,9 @@ def choose_device(config: TrainConfig) -> torch.device:
     return torch.device("cuda" if config.device != "cpu" and torch.cuda.is_available() else "cpu")
 
 
-def normalise(images: np.ndarray, config: TrainConfig, value_range=(0.0, 255.0)) -> torch.Tensor:
-    """Raw ``(B, C, H, W)`` → float32 tensor scaled to [0, 1] by ``value_range``, then standardised."""
-    low, high = value_range
+def normalise(images: np.ndarray, config: TrainConfig) -> torch.Tensor:
+    """Raw ``(B, C, H, W)`` → float32 tensor scaled to [0, 1] by ``config.value_range``, then standardised."""
+    low, high = config.value_range
     x = (images.astype(np.float32) - low) / (high - low)
     mean = np.asarray(config.mean, np.float32)[:, None, None]
     std = np.asarray(config.std, np.float32)[:, None, None]
@@ -140,7 +140,7 @@ def metadata_for(config: TrainConfig) -> ModelMetadata:
     return ModelMetadata(
         class_names=tuple(c.name for c in config.classes), class_colors=tuple(c.color for c in config.classes),
         class_values=tuple(c.value for c in config.classes), input_bands=config.input_bands,
-        value_range=(0.0, 255.0), mean=config.mean, std=config.std, gsd=config.gsd, tile_size=config.tile_size,
+        value_range=config.value_range, mean=config.mean, std=config.std, gsd=config.gsd, tile_size=config.tile_size,
         overlap=config.overlap, name=config.name, version=config.version, description=config.description,
         license=config.license, attribution=config.attribution)
 
@@ -355,7 +355,7 @@ def model_card(config: TrainConfig, summary: dict) -> str:
 
 {config.description}
 
-- **Input**: {len(config.input_bands)} bands ({', '.join(config.input_bands)}), uint8 0–255, GSD {f'{config.gsd} m/px' if config.gsd else 'not published'};
+- **Input**: {len(config.input_bands)} bands ({', '.join(config.input_bands)}), values {config.value_range[0]:g}–{config.value_range[1]:g}, GSD {f'{config.gsd} m/px' if config.gsd else 'not published'};
   tiles of {config.tile_size} px, default overlap {config.overlap} px.
 - **Architecture**: {ARCHITECTURE_TEXT[config.architecture]} on an EfficientNet-Lite0 encoder (ImageNet-pretrained), softmax output.
 - **Training data**: {pairs}

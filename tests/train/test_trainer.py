@@ -169,3 +169,12 @@ def test_early_stopping_nan_loss_and_lr_finder(tmp_path, tiny_config, monkeypatc
     lrs = [lr for lr, _ in rows]
     assert lrs[0] == pytest.approx(1e-5) and all(b > a for a, b in zip(lrs, lrs[1:]))
     assert found["suggested_lr"] == pytest.approx(min(rows, key=lambda r: r[1])[0] / 10, rel=1e-3)
+
+
+def test_sixteen_bit_value_range_scales_inputs_and_reaches_the_model(tiny_config):
+    from dataclasses import replace
+
+    config = replace(tiny_config, value_range=(0.0, 10000.0), mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
+    x = normalise(np.full((1, 3, 2, 2), 2500, np.uint16), config)
+    assert torch.allclose(x, torch.full((1, 3, 2, 2), 0.25))
+    assert metadata_for(config).value_range == (0.0, 10000.0)
