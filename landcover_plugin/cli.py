@@ -75,7 +75,8 @@ def _models(args) -> int:
     for name, path in bundled_models().items():
         meta = read_metadata(path)
         default = " (default)" if name == DEFAULT_MODEL else ""
-        print(f"{name}{default}: {meta.num_classes} classes, {meta.num_bands} bands, GSD {gsd_text(meta.gsd)} — {path}")
+        bands = f"{meta.num_bands} band{'s' if meta.num_bands != 1 else ''} ({', '.join(meta.input_bands or ['unnamed'])})"
+        print(f"{name}{default}: {meta.num_classes} classes, {bands}, GSD {gsd_text(meta.gsd)} — {path}")
         print("    " + ", ".join(f"{v}={n}" for v, n in zip(meta.class_values, meta.class_names)))
     return 0
 

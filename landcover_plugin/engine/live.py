@@ -164,7 +164,8 @@ class LiveClassifier:
                             width=max(1, math.ceil(ds.width / scale)), height=max(1, math.ceil(ds.height / scale)),
                             resampling=Resampling.average if scale > 1 else Resampling.bilinear)
             self._levels[scale] = InputRaster(src.path, vrt, src.bands, src.band_note, True,
-                                              src.gsd and src.gsd * scale, src.pixel_area and src.pixel_area * scale ** 2)
+                                              src.gsd and src.gsd * scale, src.pixel_area and src.pixel_area * scale ** 2,
+                                              src.luma)
         return self._levels[scale]
 
     def classify_view(self, bounds: tuple[float, float, float, float], level: Level,

@@ -21,13 +21,17 @@ from rasterio.windows import Window as RioWindow
 from ..errors import LandcoverError
 from .windows import Window
 
+LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601 weights of red, green, blue
+GREY_NAMES = ("gray", "grey", "panchromatic")
+
 
 @dataclass
 class InputRaster:
     """An open input raster with the bands chosen for the model.
 
     ``bands``: 1-based band indexes in model order; ``band_note``: how they were chosen;
-    ``gsd``: pixel size in metres (``None`` when unknown); ``pixel_area``: m² (``None`` when unknown).
+    ``gsd``: pixel size in metres (``None`` when unknown); ``pixel_area``: m² (``None`` when unknown);
+    ``luma``: ``bands`` are red, green, blue read as one grey band (a 1-band grey model on RGB).
     """
 
     path: Path
@@ -37,6 +41,7 @@ class InputRaster:
     georeferenced: bool
     gsd: float | None
     pixel_area: float | None
+    luma: bool = False
 
     @property
     def width(self) -> int:
@@ -50,6 +55,8 @@ class InputRaster:
         """Raw values ``(C, h, w)`` in the raster's dtype and validity ``(h, w)`` bool."""
         win = RioWindow(w.col, w.row, w.width, w.height)
         data = self.dataset.read(self.bands, window=win)
+        if self.luma:
+            data = to_luma(data)
         valid = self.dataset.dataset_mask(window=win) > 0
         if data.dtype.kind == "f":
             valid &= np.isfinite(data).all(axis=0)
@@ -75,12 +82,25 @@ def _pixel_size_m(ds) -> tuple[float | None, float | None]:
     return None, None
 
 
+def to_luma(rgb: np.ndarray) -> np.ndarray:
+    """Red, green, blue ``(3, ...)`` → luma ``(1, ...)`` (ITU-R BT.601 weights), rounded, same dtype."""
+    luma = np.tensordot(np.asarray(LUMA, np.float32), rgb[:3].astype(np.float32), axes=1)
+    return (np.round(luma) if rgb.dtype.kind in "iu" else luma)[None].astype(rgb.dtype)
+
+
 def choose_bands(colorinterp: list[str], needed: int, names: tuple[str, ...] | None) -> tuple[tuple[int, ...], str]:
     """1-based bands for a model of ``needed`` bands named ``names`` (colour interpretations).
 
-    Bands whose colour interpretation matches every name are taken in the model's order; otherwise the
-    first ``needed`` non-alpha bands. Raises ``LandcoverError`` when fewer bands exist than needed.
+    Bands whose colour interpretation matches every name are taken in the model's order; a 1-band
+    grey model on a raster with red, green and blue bands (and no grey one) gets those three, to be
+    read as luma (see ``InputRaster.luma``); otherwise the first ``needed`` non-alpha bands. Raises
+    ``LandcoverError`` when fewer bands exist than needed.
     """
+    rgb = ("red", "green", "blue")
+    if (needed == 1 and names and names[0] in GREY_NAMES and names[0] not in colorinterp
+            and all(c in colorinterp for c in rgb)):
+        bands = tuple(colorinterp.index(c) + 1 for c in rgb)
+        return bands, f"luma of bands {','.join(map(str, bands))} (red, green, blue → {names[0]}, ITU-R BT.601 weights)"
     usable = [i + 1 for i, ci in enumerate(colorinterp) if ci != "alpha"]
     if len(usable) < needed:
         wanted = f" ({', '.join(names)})" if names else ""
@@ -133,7 +153,7 @@ def open_input(path: str | Path, needed: int, names: tuple[str, ...] | None,
             bands, note = choose_bands(colorinterp, needed, names)
         georeferenced = ds.crs is not None or not ds.transform.is_identity
         gsd, area = _pixel_size_m(ds)
-        return InputRaster(path, ds, tuple(bands), note, georeferenced, gsd, area)
+        return InputRaster(path, ds, tuple(bands), note, georeferenced, gsd, area, luma=len(bands) != needed)
     except Exception:
         ds.close()
         raise

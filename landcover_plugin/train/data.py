@@ -17,13 +17,12 @@ import rasterio
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.warp import transform_bounds
 
-from ..engine.reader import on_grid
+from ..engine.reader import on_grid, to_luma
 from ..errors import LandcoverError
 from .config import TrainConfig
 
 IGNORE = 255
 VECTOR_SUFFIXES = (".gpkg", ".shp", ".geojson", ".json", ".fgb", ".sqlite")
-LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601
 
 
 @dataclass
@@ -167,8 +166,7 @@ def read_image(img, config: TrainConfig) -> np.ndarray:
     of bands 1–3 (rounded, same dtype)."""
     image = img.read()
     if len(config.input_bands) == 1 and image.shape[0] >= 3:
-        luma = np.tensordot(np.asarray(LUMA, np.float32), image[:3].astype(np.float32), axes=1)
-        return np.round(luma)[None].astype(image.dtype)
+        return to_luma(image)
     if image.shape[0] < len(config.input_bands):
         raise LandcoverError(f"image {img.name} has {image.shape[0]} band(s) but the config's input_bands name "
                              f"{len(config.input_bands)}: fix input_bands or the pairs")
