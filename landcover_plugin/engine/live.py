@@ -143,7 +143,7 @@ class LiveClassifier:
     """
 
     def __init__(self, path: str | Path, model: OnnxModel, cache: TileCache, bands: tuple[int, ...] | None = None,
-                 tile: int = 256, batch_size: int = 1):
+                 tile: int = 128, batch_size: int = 1):
         self.model, self.cache, self.tile, self.batch_size = model, cache, tile, batch_size
         meta = model.meta
         self.window, self.overlap = meta.tile_size, meta.overlap
