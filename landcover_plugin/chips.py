@@ -2,7 +2,8 @@
 
 Chips of ``size`` px every ``stride`` px (the last row and column flush with the image's edge, as the
 classify window grid); the label is read on the image's grid (warped with nearest when its grid
-differs). A chip is skipped when more than ``max_ignore`` of its pixels are ignore (label code in
+differs), or burnt from polygons whose ``label_field`` holds integer codes 0–255 (255, also outside
+every polygon, is always ignored). A chip is skipped when more than ``max_ignore`` of its pixels are ignore (label code in
 ``ignore``, or image nodata/alpha 0). Chips keep the image's georeferencing. ``manifest.csv`` lists,
 per chip, its files, position (px) and the pixel count of every label code, for stratified splits.
 Everything is written into a temporary folder renamed to ``output`` when complete.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import shutil
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,11 +23,15 @@ from rasterio.windows import Window
 from .engine.reader import copy_window, on_grid, open_raster
 from .engine.windows import window_rows
 from .errors import LandcoverError
+from .polygons import VECTOR_SUFFIXES, burn_polygons
+
+OUTSIDE = 255  # label code of pixels outside every polygon
 
 
 @dataclass
 class ChipParams:
-    """``size``/``stride`` px; ``max_ignore`` a fraction in [0, 1]; ``ignore`` label codes."""
+    """``size``/``stride`` px; ``max_ignore`` a fraction in [0, 1]; ``ignore`` label codes;
+    ``label_field``: for polygon labels, the field holding each polygon's integer code."""
 
     image: str | Path
     label: str | Path
@@ -34,6 +40,32 @@ class ChipParams:
     stride: int | None = None
     max_ignore: float = 0.5
     ignore: tuple[int, ...] = (0,)
+    label_field: str | None = None
+
+
+def _code(text: str) -> int | None:
+    return int(text) if text.isdigit() and int(text) <= OUTSIDE else None  # 255 means "ignore" either way
+
+
+@contextmanager
+def _labels(params: ChipParams, img):
+    """A function (rasterio ``Window`` of ``img``) → label codes ``(h, w)`` on ``img``'s grid."""
+    if Path(params.label).suffix.lower() in VECTOR_SUFFIXES:
+        if not params.label_field:
+            raise LandcoverError(f"labels {params.label} are polygons: give the field that holds their codes (--label-field)")
+        burnt = burn_polygons(img, params.label, params.label_field, _code, OUTSIDE,
+                              f"polygon labels must be integer codes 0–{OUTSIDE}")
+        yield lambda win: burnt[win.row_off:win.row_off + win.height, win.col_off:win.col_off + win.width]
+        return
+    with open_raster(params.label, "label") as lab_ds:
+        if lab_ds.count != 1:
+            raise LandcoverError(f"the label raster must have 1 band, it has {lab_ds.count}")
+        lab = on_grid(lab_ds, img)
+        try:
+            yield lambda win: lab.read(1, window=win)
+        finally:
+            if lab is not lab_ds:
+                lab.close()
 
 
 def export_chips(params: ChipParams) -> dict:
@@ -55,34 +87,28 @@ def export_chips(params: ChipParams) -> dict:
     (tmp / "labels").mkdir()
     rows, skipped = [], 0
     try:
-        with open_raster(params.image, "image") as img, open_raster(params.label, "label") as lab_ds:
-            if lab_ds.count != 1:
-                raise LandcoverError(f"the label raster must have 1 band, it has {lab_ds.count}")
-            lab = on_grid(lab_ds, img)
+        ignore = params.ignore + ((OUTSIDE,) if Path(params.label).suffix.lower() in VECTOR_SUFFIXES else ())
+        with open_raster(params.image, "image") as img, _labels(params, img) as read_label:
             georeferenced = img.crs is not None or not img.transform.is_identity
-            try:
-                for row in window_rows(img.width, img.height, params.size, params.size - stride):
-                    for w in row:
-                        win = Window(w.col, w.row, w.width, w.height)
-                        label = lab.read(1, window=win)
-                        ignored = np.isin(label, params.ignore) | (img.dataset_mask(window=win) == 0)
-                        if ignored.mean() > params.max_ignore:
-                            skipped += 1
-                            continue
-                        name = f"chip_{len(rows):06d}.tif"
-                        copy_window(img, win, tmp / "images" / name)
-                        profile = {"driver": "GTiff", "width": w.width, "height": w.height}
-                        if georeferenced:
-                            profile.update(crs=img.crs, transform=img.window_transform(win))
-                        with rasterio.open(tmp / "labels" / name, "w", count=1, dtype=label.dtype, **profile) as dst:
-                            dst.write(label, 1)
-                        codes, counts = np.unique(label, return_counts=True)
-                        rows.append({"chip": name, "image": f"images/{name}", "label": f"labels/{name}", "col": w.col,
-                                     "row": w.row, "labelled_fraction": round(1 - float(ignored.mean()), 4),
-                                     **{f"count_{c}": int(n) for c, n in zip(codes.tolist(), counts.tolist())}})
-            finally:
-                if lab is not lab_ds:
-                    lab.close()
+            for row in window_rows(img.width, img.height, params.size, params.size - stride):
+                for w in row:
+                    win = Window(w.col, w.row, w.width, w.height)
+                    label = read_label(win)
+                    ignored = np.isin(label, ignore) | (img.dataset_mask(window=win) == 0)
+                    if ignored.mean() > params.max_ignore:
+                        skipped += 1
+                        continue
+                    name = f"chip_{len(rows):06d}.tif"
+                    copy_window(img, win, tmp / "images" / name)
+                    profile = {"driver": "GTiff", "width": w.width, "height": w.height}
+                    if georeferenced:
+                        profile.update(crs=img.crs, transform=img.window_transform(win))
+                    with rasterio.open(tmp / "labels" / name, "w", count=1, dtype=label.dtype, **profile) as dst:
+                        dst.write(label, 1)
+                    codes, counts = np.unique(label, return_counts=True)
+                    rows.append({"chip": name, "image": f"images/{name}", "label": f"labels/{name}", "col": w.col,
+                                 "row": w.row, "labelled_fraction": round(1 - float(ignored.mean()), 4),
+                                 **{f"count_{c}": int(n) for c, n in zip(codes.tolist(), counts.tolist())}})
         if not rows:
             raise LandcoverError(f"no chip kept: every chip has more than {params.max_ignore:.0%} ignore pixels; "
                                  "raise max ignore or check the ignore codes")

@@ -155,7 +155,7 @@ def _chips(args) -> int:
     from .codes import parse_codes
 
     result = export_chips(ChipParams(args.image, args.label, args.output, args.size, args.stride, args.max_ignore,
-                                     parse_codes(args.ignore)))
+                                     parse_codes(args.ignore), args.label_field))
     print(f"Wrote {result['chips']} chip pairs to {result['output']} (manifest.csv; {result['skipped']} skipped)")
     return 0
 
@@ -237,12 +237,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("chips", help="cut aligned image/label training chips with a manifest")
     p.add_argument("image", help="image raster")
-    p.add_argument("label", help="label raster (any grid if both are georeferenced: warped with nearest)")
+    p.add_argument("label", help="label raster (any grid if both are georeferenced: warped with nearest), or "
+                                 "polygons (GeoPackage, Shapefile, GeoJSON…) with --label-field")
     p.add_argument("output", help="new folder for images/, labels/ and manifest.csv")
     p.add_argument("--size", type=int, default=256, help="chip edge in px (default 256)")
     p.add_argument("--stride", type=int, help="px between chips (default: the size)")
     p.add_argument("--max-ignore", type=float, default=0.5, help="skip chips with more ignore pixels than this fraction")
     p.add_argument("--ignore", default="0", help="label codes that mean 'no label' (default 0)")
+    p.add_argument("--label-field", help="polygon labels: the field holding each polygon's integer code")
     p.set_defaults(func=_chips)
 
     p = sub.add_parser("vectorize", help="class raster to styled polygons (GeoPackage)")

@@ -87,3 +87,31 @@ def dominant_image(height: int = 150, width: int = 170, seed: int = 0, scale: fl
 
 def expected_classes(data: np.ndarray) -> np.ndarray:
     return data.astype(np.float64).argmax(axis=0).astype(np.uint8)
+
+
+def write_polygons(path, epsg, features, field="code", kind=None):
+    """A GeoPackage of ``features`` (GeoJSON polygon, field value) in EPSG ``epsg`` (lon/lat order for
+    geographic CRSs); ``kind`` the OGR field type (integer by default)."""
+    from osgeo import ogr, osr
+
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(epsg)
+    srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    ds = ogr.GetDriverByName("GPKG").CreateDataSource(str(path))
+    layer = ds.CreateLayer("labels", srs, ogr.wkbPolygon)
+    layer.CreateField(ogr.FieldDefn(field, kind if kind is not None else ogr.OFTInteger))
+    for geometry, value in features:
+        feature = ogr.Feature(layer.GetLayerDefn())
+        feature.SetField(field, value)
+        feature.SetGeometry(ogr.CreateGeometryFromJson(json.dumps(geometry)))
+        layer.CreateFeature(feature)
+    ds = None
+    return path
+
+
+def box_in(crs, left, bottom, right, top):
+    """A rectangle given in EPSG:2154 (the image's CRS) as a GeoJSON polygon in ``crs``."""
+    from rasterio.warp import transform_geom
+
+    ring = [(left, bottom), (right, bottom), (right, top), (left, top), (left, bottom)]
+    return transform_geom("EPSG:2154", crs, {"type": "Polygon", "coordinates": [ring]})

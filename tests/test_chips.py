@@ -66,3 +66,22 @@ def test_bad_input_leaves_nothing(tmp_path, scene, capsys):
         export_chips(ChipParams(*scene, tmp_path / "exists"))
     with pytest.raises(LandcoverError, match="not found"):
         export_chips(ChipParams(tmp_path / "nope.tif", scene[1], tmp_path / "y"))
+
+
+def test_chips_from_polygons_with_integer_codes(tmp_path, scene, capsys):
+    from tests.fixtures import box_in, write_polygons
+
+    image, _ = scene  # 120×100 px at 1 m from (700000, 6600000)
+    gpkg = write_polygons(tmp_path / "p.gpkg", 4326, [(box_in("EPSG:4326", 700000, 6599900, 700060, 6600000), 3),
+                                                     (box_in("EPSG:4326", 700060, 6599950, 700120, 6600000), 4)])
+    assert main(["chips", str(image), str(gpkg), str(tmp_path / "c"), "--size", "50", "--label-field", "code"]) == 0
+    with open(tmp_path / "c" / "manifest.csv") as fh:
+        rows = {(r["col"], r["row"]): r for r in csv.DictReader(fh)}
+    # chips of 50 px at cols 0, 50, 70 and rows 0, 50; outside every polygon is 255 and counts as ignore, so
+    # the lower right chips (80 % and 100 % outside) are skipped
+    assert set(rows) == {("0", "0"), ("50", "0"), ("70", "0"), ("0", "50")}
+    assert rows[("0", "0")]["count_3"] == "2500" and rows[("70", "0")]["count_4"] == "2500"
+    assert (rows[("50", "0")]["count_3"], rows[("50", "0")]["count_4"]) == ("500", "2000")
+    assert main(["chips", str(image), str(gpkg), str(tmp_path / "d")]) == 2
+    assert "give the field that holds their codes (--label-field)" in capsys.readouterr().err
+    assert not (tmp_path / "d").exists()

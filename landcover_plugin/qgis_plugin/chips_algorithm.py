@@ -1,14 +1,15 @@
 """Processing algorithm ``landcover:export_chips`` (engine: ``landcover_plugin.chips``)."""
-from qgis.core import (QgsProcessingException, QgsProcessingOutputNumber,
+from qgis.core import (QgsProcessing, QgsProcessingException, QgsProcessingOutputNumber, QgsProcessingParameterField,
                        QgsProcessingParameterFolderDestination, QgsProcessingParameterNumber,
-                       QgsProcessingParameterRasterLayer, QgsProcessingParameterString)
+                       QgsProcessingParameterRasterLayer, QgsProcessingParameterString,
+                       QgsProcessingParameterVectorLayer)
 
 from .base import LandcoverAlgorithm
 
 
 class ExportChipsAlgorithm(LandcoverAlgorithm):
-    IMAGE, LABEL, SIZE, STRIDE, MAX_IGNORE, IGNORE, OUTPUT = (
-        "IMAGE", "LABEL", "SIZE", "STRIDE", "MAX_IGNORE", "IGNORE", "OUTPUT")
+    IMAGE, LABEL, POLYGONS, LABEL_FIELD, SIZE, STRIDE, MAX_IGNORE, IGNORE, OUTPUT = (
+        "IMAGE", "LABEL", "POLYGONS", "LABEL_FIELD", "SIZE", "STRIDE", "MAX_IGNORE", "IGNORE", "OUTPUT")
 
     NAME = "export_chips"
     DISPLAY_NAME = "Export training chips"
@@ -18,12 +19,18 @@ class ExportChipsAlgorithm(LandcoverAlgorithm):
         'Cuts aligned image/label chips (GeoTIFF, georeferenced like the image) into a new folder with '
         'images/, labels/ and manifest.csv (position and pixel count of every label code per chip, for '
         'stratified splits). The label raster may be on another grid or CRS: it is warped onto the '
-        "image's grid with nearest. Chips with more than <i>Max ignore</i> of ignore pixels (label codes "
+        "image's grid with nearest. Instead of a label raster, give polygons and the field holding their "
+        'integer label codes: they are burnt onto the image grid (255 outside every polygon, ignored). '
+        'Chips with more than <i>Max ignore</i> of ignore pixels (label codes '
         'in <i>Ignore codes</i>, or image nodata/alpha 0) are skipped.')
 
     def initAlgorithm(self, config=None):
         self.addParameter(QgsProcessingParameterRasterLayer(self.IMAGE, "Image"))
-        self.addParameter(QgsProcessingParameterRasterLayer(self.LABEL, "Label raster"))
+        self.addParameter(QgsProcessingParameterRasterLayer(self.LABEL, "Label raster", optional=True))
+        self.addParameter(QgsProcessingParameterVectorLayer(self.POLYGONS, "or label polygons",
+                                                            [QgsProcessing.TypeVectorPolygon], optional=True))
+        self.addParameter(QgsProcessingParameterField(self.LABEL_FIELD, "Label field of the polygons (integer codes)",
+                                                      parentLayerParameterName=self.POLYGONS, optional=True))
         self.addParameter(QgsProcessingParameterNumber(self.SIZE, "Chip size (px)", QgsProcessingParameterNumber.Integer,
                                                        defaultValue=256, minValue=8))
         self.addParameter(QgsProcessingParameterNumber(self.STRIDE, "Stride (px; empty = chip size)",
@@ -41,15 +48,20 @@ class ExportChipsAlgorithm(LandcoverAlgorithm):
         from ..errors import LandcoverError
 
         stride = parameters.get(self.STRIDE)
+        raster = self.parameterAsRasterLayer(parameters, self.LABEL, context)
+        polygons = self.parameterAsVectorLayer(parameters, self.POLYGONS, context)
+        if (raster is None) == (polygons is None):
+            raise QgsProcessingException("give either a label raster or label polygons (with their label field)")
         try:
             ignore = parse_codes(self.parameterAsString(parameters, self.IGNORE, context))
             result = export_chips(ChipParams(
                 self.parameterAsRasterLayer(parameters, self.IMAGE, context).source(),
-                self.parameterAsRasterLayer(parameters, self.LABEL, context).source(),
+                raster.source() if raster else polygons.source().split("|")[0],
                 self.parameterAsString(parameters, self.OUTPUT, context),
                 self.parameterAsInt(parameters, self.SIZE, context),
                 None if stride in (None, "") else self.parameterAsInt(parameters, self.STRIDE, context),
-                self.parameterAsDouble(parameters, self.MAX_IGNORE, context), ignore))
+                self.parameterAsDouble(parameters, self.MAX_IGNORE, context), ignore,
+                self.parameterAsString(parameters, self.LABEL_FIELD, context) or None))
         except LandcoverError as exc:
             raise QgsProcessingException(str(exc)) from None
         feedback.pushInfo(f"{result['chips']} chip pairs written, {result['skipped']} skipped")

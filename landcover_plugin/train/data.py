@@ -7,7 +7,6 @@ CRS. A 1-band config (``input_bands: ["gray"]``) turns RGB images into luma (ITU
 """
 from __future__ import annotations
 
-import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,10 +18,10 @@ from rasterio.warp import transform_bounds
 
 from ..engine.reader import on_grid, to_luma
 from ..errors import LandcoverError
+from ..polygons import VECTOR_SUFFIXES, burn_polygons
 from .config import TrainConfig
 
 IGNORE = 255
-VECTOR_SUFFIXES = (".gpkg", ".shp", ".geojson", ".json", ".fgb", ".sqlite")
 
 
 @dataclass
@@ -105,60 +104,18 @@ def label_raster_on_grid(img, label_path: str, config: TrainConfig, lut: np.ndar
 
 
 def rasterize_polygons(img, path: str, config: TrainConfig) -> np.ndarray:
-    """Class indices ``(H, W)`` uint8 from the polygons of the vector file ``path`` burnt onto ``img``'s
-    grid (pixel centres; later features win where polygons overlap), ``IGNORE`` outside every polygon.
+    """Class indices ``(H, W)`` uint8 from polygons (``burn_polygons``), ``IGNORE`` outside every polygon.
 
     The config's ``label_field`` holds each polygon's class: a code listed in a class's ``codes``, a
-    class name, or a value in ``ignore_codes``. Geometries are reprojected to the image's CRS. Raises
-    ``LandcoverError`` for a missing field, values no class claims, an image without CRS, or polygons
-    that miss the image."""
-    from osgeo import ogr
-    from rasterio.features import rasterize
-    from rasterio.warp import transform_geom
-
+    class name, or a value in ``ignore_codes``. Raises ``LandcoverError`` (see ``burn_polygons``)."""
     if not config.label_field:
         raise LandcoverError(f"labels {path} are polygons: set 'label_field' in the training config to the field "
                              "that holds each polygon's class")
-    if img.crs is None:
-        raise LandcoverError(f"image {img.name} has no CRS: polygons can only be rasterised onto a georeferenced image")
-    source = ogr.Open(str(path))
-    if source is None:
-        raise LandcoverError(f"labels {path} cannot be read as a vector file (GeoPackage, Shapefile, GeoJSON…)")
-    layer = source.GetLayer(0)
-    definition = layer.GetLayerDefn()
-    names = [definition.GetFieldDefn(i).GetName() for i in range(definition.GetFieldCount())]
-    if config.label_field not in names:
-        raise LandcoverError(f"polygons {path} have no field '{config.label_field}' (fields: {', '.join(names)}): "
-                             "set 'label_field' to one of them")
     by_value = {str(code): i for i, c in enumerate(config.classes) for code in c.codes}
     by_value.update({c.name: i for i, c in enumerate(config.classes)})
     by_value.update({str(code): IGNORE for code in config.ignore_codes})
-    srs = layer.GetSpatialRef()
-    crs = srs.ExportToWkt() if srs is not None else None
-    shapes, unknown = [], set()
-    for feature in layer:
-        value = feature.GetField(config.label_field)
-        key = str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
-        geometry = feature.GetGeometryRef()
-        if geometry is None:
-            continue
-        if key not in by_value:
-            unknown.add(key)
-            continue
-        shape = json.loads(geometry.ExportToJson())
-        if crs is not None:
-            shape = transform_geom(crs, img.crs, shape)
-        shapes.append((shape, by_value[key]))
-    source = None
-    if unknown:
-        raise LandcoverError(f"polygons {path}: values {sorted(unknown)} of field '{config.label_field}' are no class's "
-                             "code or name: add them to a class's 'codes' or to 'ignore_codes'")
-    if not shapes:
-        raise LandcoverError(f"polygons {path} hold no polygon with a class")
-    label = rasterize(shapes, out_shape=(img.height, img.width), transform=img.transform, fill=IGNORE, dtype="uint8")
-    if (label == IGNORE).all() and not any(v == IGNORE for _, v in shapes):
-        raise LandcoverError(f"polygons {path} do not overlap image {img.name}: pair each image with the polygons that cover it")
-    return label
+    return burn_polygons(img, path, config.label_field, by_value.get, IGNORE,
+                         "add them to a class's 'codes' or to 'ignore_codes'")
 
 
 def read_image(img, config: TrainConfig) -> np.ndarray:

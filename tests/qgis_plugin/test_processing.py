@@ -1,4 +1,5 @@
 """The Processing algorithm landcover:classify through qgis_process and inside a QGIS application."""
+import csv
 import json
 from pathlib import Path
 
@@ -104,6 +105,25 @@ def test_qgis_process_export_chips_on_real_flair_pair(qgis_env, shared, tmp_path
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert json.loads(proc.stdout)["results"]["CHIPS"] == 16
     assert len(list((out / "images").glob("*.tif"))) == 16 and (out / "manifest.csv").exists()
+
+
+def test_qgis_process_export_chips_from_real_polygons(qgis_env, shared, tmp_path):
+    """../shared/data/polygons_nb: partial hand-drawn polygons, codes 0-4 and 255 in field Quatreclasses."""
+    folder = shared / "polygons_nb"
+    out = tmp_path / "chips"
+    proc = run_qgis_process(qgis_env, "run", "landcover:export_chips", "--json", "--",
+                            f"IMAGE={folder / '23322E759967N_clipped_1m_1of2.tif'}",
+                            f"POLYGONS={folder / 'BakerLake_2017_clipped.gpkg'}", "LABEL_FIELD=Quatreclasses",
+                            "SIZE=64", "MAX_IGNORE=0.7", "IGNORE=255", f"OUTPUT={out}")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    chips = json.loads(proc.stdout)["results"]["CHIPS"]
+    with open(out / "manifest.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert 0 < chips == len(rows) < 30 and all(float(r["labelled_fraction"]) >= 0.3 for r in rows)
+    assert {"count_1", "count_2"} <= set(rows[0])  # forest and water polygons were burnt in
+    neither = run_qgis_process(qgis_env, "run", "landcover:export_chips", "--", f"IMAGE={folder / '23322E759967N_clipped_1m_1of2.tif'}",
+                               f"OUTPUT={tmp_path / 'none'}")
+    assert neither.returncode != 0 and "either a label raster or label polygons" in neither.stdout + neither.stderr
 
 
 def test_qgis_process_train_on_a_real_flair_pair(qgis_env, shared, tmp_path):

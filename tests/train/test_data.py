@@ -8,6 +8,7 @@ from PIL import Image
 from landcover_plugin.errors import LandcoverError
 from landcover_plugin.train.config import load_config
 from landcover_plugin.train.data import IGNORE, load_pairs
+from tests.fixtures import box_in, write_polygons
 
 BUILDING, WATER, UNLABELED = (60, 16, 152), (226, 169, 41), (155, 155, 155)
 
@@ -113,32 +114,6 @@ def test_a_label_raster_in_another_crs_and_resolution_is_warped_onto_the_image(t
     np.testing.assert_array_equal(pair.label[inner], truth[inner] - 1)  # codes 1, 2 → class indices 0, 1
 
 
-def write_polygons(path, epsg, features, field="code", kind=None):
-    from osgeo import ogr, osr
-
-    srs = osr.SpatialReference()
-    srs.ImportFromEPSG(epsg)
-    srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
-    ds = ogr.GetDriverByName("GPKG").CreateDataSource(str(path))
-    layer = ds.CreateLayer("labels", srs, ogr.wkbPolygon)
-    layer.CreateField(ogr.FieldDefn(field, kind if kind is not None else ogr.OFTInteger))
-    for geometry, value in features:
-        feature = ogr.Feature(layer.GetLayerDefn())
-        feature.SetField(field, value)
-        feature.SetGeometry(ogr.CreateGeometryFromJson(json.dumps(geometry)))
-        layer.CreateFeature(feature)
-    ds = None
-    return path
-
-
-def box_in(crs, left, bottom, right, top):
-    """A rectangle given in EPSG:2154 (the image's CRS) as a GeoJSON polygon in ``crs``."""
-    from rasterio.warp import transform_geom
-
-    ring = [(left, bottom), (right, bottom), (right, top), (left, top), (left, bottom)]
-    return transform_geom("EPSG:2154", crs, {"type": "Polygon", "coordinates": [ring]})
-
-
 def test_polygons_in_another_crs_are_rasterised_and_unlabelled_pixels_ignored(tmp_path, scene):
     image, _ = scene
     x0, top = 700000, 6600000  # the image: 16 m × 12 m at 0.2 m
@@ -164,7 +139,7 @@ def test_bad_polygon_labels_fail_clearly(tmp_path, scene):
     with pytest.raises(LandcoverError, match=r"no field 'cls' \(fields: code\)"):
         load_pairs(geo_config(tmp_path, image, gpkg, label_field="cls"))
     unknown = write_polygons(tmp_path / "b.gpkg", 2154, [(here, 7)])
-    with pytest.raises(LandcoverError, match=r"values \['7'\] of field 'code' are no class's code or name"):
+    with pytest.raises(LandcoverError, match=r"values \['7'\] of field 'code' are not known: add them to a class's 'codes'"):
         load_pairs(geo_config(tmp_path, image, unknown, label_field="code"))
     far = write_polygons(tmp_path / "c.gpkg", 2154, [(box_in("EPSG:2154", 800000, 6500000, 800010, 6500010), 1)])
     with pytest.raises(LandcoverError, match="do not overlap image"):
