@@ -81,7 +81,8 @@ def test_models_and_info(capsys):
     assert main(["models"]) == 0
     out = capsys.readouterr().out
     assert "flair-rgb (default)" in out and "building" in out
-    assert "dubai-rgb: 5 classes" in out and "1=building, 2=land (unpaved), 3=road" in out
+    assert "dubai-rgb: 5 classes, 3 bands (red, green, blue)" in out and "1=building, 2=land (unpaved), 3=road" in out
+    assert "dubai-grey: 5 classes, 1 band (gray)" in out
     assert main(["info", "flair-rgb"]) == 0
     out = capsys.readouterr().out
     assert "GSD 0.2 m/px" in out and "#db0e9a" in out
@@ -101,3 +102,30 @@ def test_diagnostics(capsys):
     assert "execution provider used for device 'auto': CPUExecutionProvider" in out
     assert "flair-rgb (default): 13 classes, bands red, green, blue, GSD 0.2 m/px" in out
     assert "dubai-rgb: 5 classes, bands red, green, blue, GSD unknown" in out
+    assert "CPU: " in out and "logical cores" in out
+
+
+def test_the_grey_model_classifies_a_greyscale_and_an_rgb_image(tmp_path, shared, capsys):
+    """dubai-grey on a held-out Dubai image, as a 1-band greyscale raster and as the RGB JPEG (read as luma)."""
+    import numpy as np
+    import rasterio
+    from rasterio.enums import ColorInterp
+
+    jpeg = shared / "dubai" / "tile_2" / "images" / "image_part_001.jpg"
+    with rasterio.open(jpeg) as src:
+        rgb = src.read().astype(float)
+    luma = np.round(0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]).astype(np.uint8)
+    grey = tmp_path / "grey.tif"
+    with rasterio.open(grey, "w", driver="GTiff", width=luma.shape[1], height=luma.shape[0], count=1, dtype="uint8") as dst:
+        dst.write(luma, 1)
+        dst.colorinterp = [ColorInterp.gray]
+    outputs = []
+    for source in (grey, jpeg):
+        out = tmp_path / f"{source.stem}_classes.tif"
+        assert main(["classify", str(source), str(out), "--model", "dubai-grey"]) == 0
+        with rasterio.open(out) as dst:
+            outputs.append(dst.read(1))
+    assert "luma of bands 1,2,3" in capsys.readouterr().out
+    np.testing.assert_array_equal(outputs[0], outputs[1])  # the RGB image is read as exactly that luma
+    values, counts = np.unique(outputs[0], return_counts=True)
+    assert set(values) <= {1, 2, 3, 4, 5} and len(values) >= 3  # several classes, not one

@@ -355,7 +355,7 @@ def model_card(config: TrainConfig, summary: dict) -> str:
 
 {config.description}
 
-- **Input**: {len(config.input_bands)} bands ({', '.join(config.input_bands)}), values {config.value_range[0]:g}–{config.value_range[1]:g}, GSD {f'{config.gsd} m/px' if config.gsd else 'not published'};
+- **Input**: {len(config.input_bands)} band{'s' if len(config.input_bands) != 1 else ''} ({', '.join(config.input_bands)}), values {config.value_range[0]:g}–{config.value_range[1]:g}, GSD {f'{config.gsd} m/px' if config.gsd else 'not published'};
   tiles of {config.tile_size} px, default overlap {config.overlap} px.
 - **Architecture**: {ARCHITECTURE_TEXT[config.architecture]} on an EfficientNet-Lite0 encoder (ImageNet-pretrained), softmax output.
 - **Training data**: {pairs}
