@@ -25,7 +25,7 @@ def main() -> int:
     parser.add_argument("--json", default=str(REPO / "out" / "live_view.json"), help="report to write")
     parser.add_argument("--scene", default=str(REPO.parent / "shared/data/flair/zones/Z3_image.vrt"))
     args = parser.parse_args()
-    shots = Path(args.shots)
+    shots = Path(args.shots).resolve()  # QGIS runs in a temporary folder
     shots.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as work:
         report, _ = run_desktop(REPO, shots, Path(work), args.scene, REPO / "landcover_plugin/sample/flair_sample.tif")

@@ -201,9 +201,13 @@ class LiveController(QObject):
             parent = node.parent() if node else root
             parent.insertLayer(parent.children().index(node) if node else 0, self.layer).setExpanded(True)
         else:
-            self.layer.setDataSource(str(path), LAYER_NAME, "gdal")
+            node = QgsProject.instance().layerTreeRoot().findLayer(self.layer.id())
+            expanded = node.isExpanded() if node else True
+            self.layer.setDataSource(str(path), LAYER_NAME, "gdal")  # collapses the legend: keep its state
             self.layer.loadNamedStyle(qml)
             self.layer.setOpacity(self.opacity)
+            if node:
+                node.setExpanded(expanded)
             self.layer.triggerRepaint()
         for old in path.parent.glob("view*"):  # earlier views' files (the shown one is kept)
             if not old.name.startswith(f"{path.stem}."):

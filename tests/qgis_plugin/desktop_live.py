@@ -156,6 +156,7 @@ def steps():
     report["live_layer_in_legend"] = [layer.name() for layer in QgsProject.instance().mapLayers().values()]
     live_layer = controller.layer
     report["live_layer_classes"] = len(live_layer.renderer().classes()) if live_layer else 0
+    report["live_legend_expanded"] = QgsProject.instance().layerTreeRoot().findLayer(live_layer.id()).isExpanded()
     report["settings_saved"] = {key: QgsSettings().value(f"landcover/{key}") for key in ("live/model", "live/device")}
     # screenshots: the views are cached now, so each shows at once; the imagery shows through
     dock.opacity.setOpacity(0.6)

@@ -59,6 +59,7 @@ def test_packaged_plugin_live_mode_in_the_desktop(package, shared, tmp_path):
     assert report["superseded_views"] >= 1  # panning on during a view cancelled it...
     assert abs(report["shown_view_centre_y"] - report["requested_centre_y"]) < 300  # ...and the newest view shows
     assert "Landcover live" in report["live_layer_in_legend"] and report["live_layer_classes"] == 13
+    assert report["live_legend_expanded"]  # the legend stays open as views replace the layer's file
     assert report["live_layer_opacity"] == pytest.approx(0.6)  # the dock's opacity survives new views
     assert report["settings_saved"] == {"live/model": "flair-rgb", "live/device": "auto"}  # in the profile
     off = report["after_live_off"]
