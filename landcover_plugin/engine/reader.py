@@ -16,6 +16,7 @@ from rasterio.enums import ColorInterp
 from rasterio.enums import Resampling
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.vrt import WarpedVRT
+from rasterio.warp import transform_bounds
 from rasterio.windows import Window as RioWindow
 
 from ..errors import LandcoverError
@@ -177,11 +178,17 @@ def copy_window(src, window, path: str | Path) -> Path:
 def on_grid(ds, like, what: str = "label"):
     """``ds`` as seen on ``like``'s grid: itself when size and geotransform match, else a nearest-
     neighbour ``WarpedVRT`` (close it after use when it is not ``ds``). Raises ``LandcoverError`` when
-    the grids differ and either raster has no CRS."""
+    the grids differ and either raster has no CRS, or when ``ds`` does not overlap ``like``."""
     if (ds.width, ds.height) == (like.width, like.height) and ds.transform.almost_equals(like.transform):
         return ds
     if ds.crs is None or like.crs is None:
-        raise LandcoverError(f"the {what} raster is not on the image's grid and one of them has no CRS: "
-                             "give rasters of the same size and geotransform")
+        raise LandcoverError(f"the {what} raster {ds.name} ({ds.width}×{ds.height}) is not on the grid of image "
+                             f"{like.name} ({like.width}×{like.height}) and one of them has no CRS: give rasters "
+                             "of the same size and geotransform")
+    left, bottom, right, top = transform_bounds(ds.crs, like.crs, *ds.bounds)
+    b = like.bounds
+    if left >= b.right or right <= b.left or bottom >= b.top or top <= b.bottom:
+        raise LandcoverError(f"the {what} raster {ds.name} does not overlap image {like.name}: pair each image with "
+                             f"the {what} raster that covers it")
     return WarpedVRT(ds, crs=like.crs, transform=like.transform, width=like.width, height=like.height,
                      resampling=Resampling.nearest)

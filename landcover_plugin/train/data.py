@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import rasterio
 from rasterio.errors import NotGeoreferencedWarning
-from rasterio.warp import transform_bounds
 
 from ..engine.reader import on_grid, to_luma
 from ..errors import LandcoverError
@@ -81,20 +80,10 @@ def _read_label(lab, grid, path: str, config: TrainConfig, lut: np.ndarray) -> n
 
 
 def label_raster_on_grid(img, label_path: str, config: TrainConfig, lut: np.ndarray) -> np.ndarray:
-    """Class indices ``(H, W)`` uint8 of the label raster on ``img``'s grid (warped with nearest when the
-    grids differ). Raises ``LandcoverError`` when the grids differ and either lacks a CRS, or when the
-    label does not overlap the image."""
+    """Class indices ``(H, W)`` uint8 of the label raster on ``img``'s grid (``on_grid``: warped with
+    nearest when the grids differ). Raises ``LandcoverError`` when the grids differ and either lacks a
+    CRS, or when the label does not overlap the image."""
     with rasterio.open(label_path) as lab:
-        if (lab.width, lab.height) != (img.width, img.height) or not lab.transform.almost_equals(img.transform):
-            if lab.crs is None or img.crs is None:
-                raise LandcoverError(f"label {label_path} ({lab.width}×{lab.height}) is not on the grid of image "
-                                     f"{img.name} ({img.width}×{img.height}): same size and transform needed when "
-                                     "either has no CRS")
-            left, bottom, right, top = transform_bounds(lab.crs, img.crs, *lab.bounds)
-            b = img.bounds
-            if left >= b.right or right <= b.left or bottom >= b.top or top <= b.bottom:
-                raise LandcoverError(f"label raster {label_path} does not overlap image {img.name}: "
-                                     "pair each image with the labels that cover it")
         grid = on_grid(lab, img)
         try:
             return _read_label(lab, grid, label_path, config, lut)
