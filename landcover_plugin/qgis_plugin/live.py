@@ -188,27 +188,26 @@ class LiveController(QObject):
         self.view_done.emit(seconds)
 
     def show(self, path: Path):
-        """Point the live layer at ``path`` (creating it above the source layer the first time)."""
-        qml = str(path.with_suffix(".qml"))
+        """Point the live layer at ``path`` (creating it above the source layer the first time), styled
+        with the model's legend at the dock's opacity."""
+        project = QgsProject.instance()
         if self.layer is None:
             self.layer = QgsRasterLayer(str(path), LAYER_NAME, "gdal")
-            self.layer.loadNamedStyle(qml)
-            self.layer.setOpacity(self.opacity)
-            project = QgsProject.instance()
             project.addMapLayer(self.layer, False)
             root = project.layerTreeRoot()
-            node = root.findLayer(self.source_layer.id())
-            parent = node.parent() if node else root
-            parent.insertLayer(parent.children().index(node) if node else 0, self.layer).setExpanded(True)
+            source = root.findLayer(self.source_layer.id())
+            parent = source.parent() if source else root
+            node = parent.insertLayer(parent.children().index(source) if source else 0, self.layer)
+            expanded = True
         else:
-            node = QgsProject.instance().layerTreeRoot().findLayer(self.layer.id())
+            node = project.layerTreeRoot().findLayer(self.layer.id())
             expanded = node.isExpanded() if node else True
             self.layer.setDataSource(str(path), LAYER_NAME, "gdal")  # collapses the legend: keep its state
-            self.layer.loadNamedStyle(qml)
-            self.layer.setOpacity(self.opacity)
-            if node:
-                node.setExpanded(expanded)
-            self.layer.triggerRepaint()
+        self.layer.loadNamedStyle(str(path.with_suffix(".qml")))
+        self.layer.setOpacity(self.opacity)
+        if node:
+            node.setExpanded(expanded)
+        self.layer.triggerRepaint()
         for old in path.parent.glob("view*"):  # earlier views' files (the shown one is kept)
             if not old.name.startswith(f"{path.stem}."):
                 try:
