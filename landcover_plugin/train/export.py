@@ -11,12 +11,19 @@ from ..model.metadata import ModelMetadata
 
 
 class _WithSoftmax(torch.nn.Module):
+    """The network followed by a softmax over the class axis, written out as ReduceMax, Sub, Exp,
+    ReduceSum and Div: onnxruntime's CPU ``Softmax`` over axis 1 of ``(B, K, H, W)`` transposes the
+    tensor and cost as much as the whole EfficientNet-Lite0 network (a 512 px batch of 4: 0.66 s
+    with ``Softmax``, 0.33 s with these element-wise ops, which run on all intra-op threads)."""
+
     def __init__(self, net: torch.nn.Module):
         super().__init__()
         self.net = net
 
     def forward(self, x):
-        return torch.softmax(self.net(x), dim=1)
+        logits = self.net(x)
+        e = torch.exp(logits - logits.amax(dim=1, keepdim=True))
+        return e / e.sum(dim=1, keepdim=True)
 
 
 def export_onnx(net: torch.nn.Module, meta: ModelMetadata, path: str | Path, in_channels: int, opset: int = 17) -> None:
