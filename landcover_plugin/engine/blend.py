@@ -41,36 +41,78 @@ class RowAccumulator:
 
     Holds ``(K, rows, width)`` float32 for at most ``max_rows`` rows (the tile height), so memory does
     not grow with the raster's height. ``width`` columns start at raster column ``left`` (a region of
-    the raster; 0: the whole width).
+    the raster; 0: the whole width). Windows are added row by row, left to right (``window_rows``
+    order; windows may be skipped). A window's pixels that no earlier window touched are assigned,
+    not added, so the buffer is never cleared: only rows and columns that skipped windows leave
+    untouched are zeroed.
     """
 
     def __init__(self, width: int, num_classes: int, max_rows: int, top: int = 0, left: int = 0):
         self.top, self.left = top, left
         self.sums = np.zeros((num_classes, max_rows, width), np.float32)
         self.weights = np.zeros((max_rows, width), np.float32)
+        self.filled = 0  # rows [0, filled) hold sums over the whole width
+        self.row: tuple[int, int] | None = None  # raster rows (start, end) of the window row being added
+        self.cols = 0  # columns [0, cols) of that row's rows below ``filled`` hold sums
+        self.scratch = np.empty(0, np.float32)  # one plane of probs × weight, reused
+
+    def _zero(self, r0: int, r1: int, c0: int, c1: int) -> None:
+        if r1 > r0 and c1 > c0:
+            self.sums[:, r0:r1, c0:c1] = 0
+            self.weights[r0:r1, c0:c1] = 0
+
+    def _close_row(self) -> None:
+        """The window row being added is complete: zero what its (skipped) windows left untouched."""
+        if self.row is not None:
+            end = self.row[1] - self.top
+            self._zero(self.filled, end, self.cols, self.weights.shape[1])
+            self.filled = max(self.filled, end)
+            self.row = None
+
+    def _accumulate(self, rows: slice, cols: slice, probs: np.ndarray, weight: np.ndarray) -> None:
+        """``sums[:, rows, cols] += probs * weight`` plane by plane through a cache-sized scratch."""
+        if weight.size == 0:
+            return
+        if self.scratch.size < weight.size:
+            self.scratch = np.empty(weight.size, np.float32)
+        scaled = self.scratch[:weight.size].reshape(weight.shape)
+        for k in range(len(self.sums)):
+            self.sums[k, rows, cols] += np.multiply(probs[k], weight, out=scaled)
+        self.weights[rows, cols] += weight
 
     def add(self, w: Window, probs: np.ndarray, weight: np.ndarray) -> None:
         """Add probabilities ``(K, h, w)`` times ``weight`` ``(h, w)`` at window ``w``."""
-        r0 = w.row - self.top
-        rows = slice(r0, r0 + w.height)
-        cols = slice(w.col - self.left, w.col - self.left + w.width)
-        self.sums[:, rows, cols] += probs * weight
-        self.weights[rows, cols] += weight
+        r0, c0 = w.row - self.top, w.col - self.left
+        r1, c1 = r0 + w.height, c0 + w.width
+        if self.row != (w.row, w.row + w.height):  # the first window of a new window row
+            self._close_row()
+            self._zero(self.filled, r0, 0, self.weights.shape[1])  # rows no window touched
+            self.filled = max(self.filled, r0)
+            self.row, self.cols = (w.row, w.row + w.height), 0
+        f = min(max(self.filled - r0, 0), w.height)  # tile rows [0, f) fall on rows holding sums
+        self._zero(r0 + f, r1, self.cols, c0)  # columns a skipped window left untouched
+        split = min(max(self.cols - c0, 0), w.width)  # tile columns [0, split) of rows f.. hold sums too
+        self._accumulate(slice(r0, r0 + f), slice(c0, c1), probs[:, :f], weight[:f])
+        self._accumulate(slice(r0 + f, r1), slice(c0, c0 + split), probs[:, f:, :split], weight[f:, :split])
+        np.multiply(probs[:, f:, split:], weight[f:, split:], out=self.sums[:, r0 + f:r1, c0 + split:c1])
+        self.weights[r0 + f:r1, c0 + split:c1] = weight[f:, split:]
+        self.cols = max(self.cols, c1)
 
     def release(self, until_row: int, values: np.ndarray, nodata: int) -> tuple[np.ndarray, np.ndarray]:
         """Finalise rows ``[top, until_row)`` (see ``finalize``), drop them and move the rows below up.
 
-        Works on views and shifts in chunks no taller than the released band, so no copy of the
-        buffer is made."""
+        Shifts in chunks no taller than the released band, so no copy of the buffer is made."""
+        self._close_row()
         n = until_row - self.top
+        self._zero(self.filled, n, 0, self.weights.shape[1])
+        self.filled = max(self.filled, n)
         result = finalize(self.sums[:, :n], self.weights[:n], values, nodata)
-        keep = self.weights.shape[0] - n
+        keep = self.filled - n
         for start in range(0, keep, max(n, 1)):  # source and destination chunks never overlap
             stop = min(start + n, keep)
             self.sums[:, start:stop] = self.sums[:, n + start:n + stop]
             self.weights[start:stop] = self.weights[n + start:n + stop]
-        self.sums[:, keep:] = 0
-        self.weights[keep:] = 0
+        self.filled = keep
         self.top = until_row
         return result
 
@@ -79,16 +121,21 @@ def finalize(sums: np.ndarray, weights: np.ndarray, values: np.ndarray, nodata: 
     """Class raster ``(n, W)`` uint8 (``values[argmax]``, ``nodata`` where no weight) and confidence
     ``(n, W)`` float32 (the blended maximum class probability; -1 where no weight).
 
-    The argmax is a running maximum over the K class planes (contiguous passes; much faster than
-    ``argmax(axis=0)`` over a strided axis), ties going to the lower class index like ``argmax``."""
+    The argmax is a running maximum over the K class planes in contiguous passes (about 4× faster than
+    ``argmax(axis=0)`` over the strided class axis): where plane ``k`` beats the best so far the index
+    becomes ``k``, which is ``max(index, k·better)`` because ``k`` exceeds every earlier index (ties go
+    to the lower class index, like ``argmax``)."""
     best = sums[0].copy()
     index = np.zeros(best.shape, np.uint8)
+    better = np.empty(best.shape, bool)
+    step = np.empty(best.shape, np.uint8)
     for k in range(1, len(sums)):
-        better = sums[k] > best
-        np.copyto(best, sums[k], where=better)
-        index[better] = k
-    covered = weights > 0
-    classes = np.where(covered, values[index], nodata).astype(np.uint8)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        confidence = np.where(covered, best / weights, -1.0).astype(np.float32)
+        np.greater(sums[k], best, out=better)
+        np.maximum(best, sums[k], out=best)
+        np.maximum(index, np.multiply(better.view(np.uint8), k, out=step), out=index)
+    uncovered = weights <= 0
+    classes = values[index]
+    classes[uncovered] = nodata
+    confidence = np.divide(best, weights, out=best, where=~uncovered)
+    confidence[uncovered] = -1.0
     return classes, confidence

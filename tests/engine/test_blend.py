@@ -60,3 +60,36 @@ def test_finalize_matches_argmax_including_ties():
     classes, conf = finalize(sums, weights, values, 255)
     np.testing.assert_array_equal(classes, values[sums.argmax(axis=0)])
     np.testing.assert_array_equal(conf, sums.max(axis=0))
+
+
+@pytest.mark.parametrize("skip", [(), ((0, 0),), ((1, 2), (1, 3)), ((2, 0), (2, 1), (2, 2), (2, 3), (2, 4)), ((3, 4), (0, 4))])
+def test_blending_matches_a_plain_weighted_sum_when_windows_are_skipped(skip):
+    """Assigning first-touched pixels instead of adding (the buffer is never cleared) must equal a plain
+    float64 weighted sum over the whole raster; skipped windows (all-nodata) leave zero weight."""
+    width, height, k, tile, overlap = 170, 150, 3, 48, 12
+    rng = np.random.default_rng(7)
+    rows = window_rows(width, height, tile, overlap)
+    sums, weights = np.zeros((k, height, width)), np.zeros((height, width))
+    acc = RowAccumulator(width, k, tile)
+    acc.sums[:], acc.weights[:] = np.nan, np.nan  # the buffer's initial content must never be read
+    values = np.arange(k, dtype=np.uint8) + 1
+    out_classes, out_conf = [], []
+    for i, row in enumerate(rows):
+        for j, w in enumerate(row):
+            if (i, j) in skip:
+                continue
+            p = rng.dirichlet(np.ones(k), size=(w.height, w.width)).transpose(2, 0, 1).astype(np.float32)
+            wt = tile_weights(w, width, height, 4)
+            acc.add(w, p, wt)
+            sums[:, w.row:w.row + w.height, w.col:w.col + w.width] += p * wt
+            weights[w.row:w.row + w.height, w.col:w.col + w.width] += wt
+        final = rows[i + 1][0].row if i + 1 < len(rows) else height
+        c, conf = acc.release(final, values, 255)
+        out_classes.append(c)
+        out_conf.append(conf)
+    classes, conf = np.concatenate(out_classes), np.concatenate(out_conf)
+    covered = weights > 0
+    assert (~covered).any() == bool(skip)  # skipping a window leaves pixels no weight covers
+    np.testing.assert_array_equal(classes, np.where(covered, values[sums.argmax(0)], 255))
+    np.testing.assert_allclose(conf[covered], (sums.max(0) / np.where(covered, weights, 1))[covered], rtol=1e-5)
+    assert (conf[~covered] == -1).all()
