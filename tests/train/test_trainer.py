@@ -23,7 +23,7 @@ def tiny_config(tmp_path, shared):
     full = json.loads((REPO / "models" / "flair-rgb.train.json").read_text())
     tile = shared / "flair" / "tiles" / "Z3_r01_c11"
     cfg = dict(full, pairs=[[f"{tile}_image.tif", f"{tile}_mask.tif"]], crop=128, batch_size=2, steps=4,
-               eval_every=2, val_fraction=0.25, tile_size=128, overlap=32)
+               eval_every=2, val_fraction=0.25, tile_size=128, overlap=32, architecture="unet", loss={"ce": 1})
     path = tmp_path / "tiny.json"
     path.write_text(json.dumps(cfg))
     return load_config(path)
