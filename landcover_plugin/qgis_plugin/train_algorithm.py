@@ -18,8 +18,9 @@ class TrainAlgorithm(LandcoverAlgorithm):
     GROUP = "Training"
     GROUP_ID = "training"
     HELP = (
-        'Trains a segmentation model (U-Net on an ImageNet-pretrained EfficientNet-Lite0) from the image '
-        '+ label raster pairs and classes of a training config (JSON; see models/flair-rgb.train.json), '
+        'Trains a segmentation model (U-Net or FPN on an ImageNet-pretrained EfficientNet-Lite0, as the '
+        'config\'s "architecture" says) from the image + label raster pairs and classes of a training config '
+        '(JSON; see models/flair-rgb.train.json), '
         'validates on contiguous held-out blocks, and exports the best step to ONNX with complete '
         'metadata and a model card (.md beside it). The run folder (config, metrics.csv, best.pt, '
         "summary.json) is created beside the output. Needs PyTorch in QGIS' Python. Cancel stops after "
