@@ -49,8 +49,8 @@ class RowAccumulator:
 
     def __init__(self, width: int, num_classes: int, max_rows: int, top: int = 0, left: int = 0):
         self.top, self.left = top, left
-        self.sums = np.zeros((num_classes, max_rows, width), np.float32)
-        self.weights = np.zeros((max_rows, width), np.float32)
+        self.sums = np.empty((num_classes, max_rows, width), np.float32)  # never read before written
+        self.weights = np.empty((max_rows, width), np.float32)
         self.filled = 0  # rows [0, filled) hold sums over the whole width
         self.row: tuple[int, int] | None = None  # raster rows (start, end) of the window row being added
         self.cols = 0  # columns [0, cols) of that row's rows below ``filled`` hold sums
@@ -61,12 +61,16 @@ class RowAccumulator:
             self.sums[:, r0:r1, c0:c1] = 0
             self.weights[r0:r1, c0:c1] = 0
 
+    def _fill_rows(self, end: int, from_col: int = 0) -> None:
+        """Rows up to ``end`` hold sums: zero rows ``[filled, end)`` from column ``from_col`` (what no
+        window wrote there; the columns before it were written by the current window row)."""
+        self._zero(self.filled, end, from_col, self.weights.shape[1])
+        self.filled = max(self.filled, end)
+
     def _close_row(self) -> None:
         """The window row being added is complete: zero what its (skipped) windows left untouched."""
         if self.row is not None:
-            end = self.row[1] - self.top
-            self._zero(self.filled, end, self.cols, self.weights.shape[1])
-            self.filled = max(self.filled, end)
+            self._fill_rows(self.row[1] - self.top, self.cols)
             self.row = None
 
     def _accumulate(self, rows: slice, cols: slice, probs: np.ndarray, weight: np.ndarray) -> None:
@@ -86,8 +90,7 @@ class RowAccumulator:
         r1, c1 = r0 + w.height, c0 + w.width
         if self.row != (w.row, w.row + w.height):  # the first window of a new window row
             self._close_row()
-            self._zero(self.filled, r0, 0, self.weights.shape[1])  # rows no window touched
-            self.filled = max(self.filled, r0)
+            self._fill_rows(r0)  # rows no window touched
             self.row, self.cols = (w.row, w.row + w.height), 0
         f = min(max(self.filled - r0, 0), w.height)  # tile rows [0, f) fall on rows holding sums
         self._zero(r0 + f, r1, self.cols, c0)  # columns a skipped window left untouched
@@ -104,8 +107,7 @@ class RowAccumulator:
         Shifts in chunks no taller than the released band, so no copy of the buffer is made."""
         self._close_row()
         n = until_row - self.top
-        self._zero(self.filled, n, 0, self.weights.shape[1])
-        self.filled = max(self.filled, n)
+        self._fill_rows(n)
         result = finalize(self.sums[:, :n], self.weights[:n], values, nodata)
         keep = self.filled - n
         for start in range(0, keep, max(n, 1)):  # source and destination chunks never overlap
