@@ -13,7 +13,6 @@ import argparse
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +23,7 @@ from rasterio.windows import Window
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+from bench.classify_speed import model_only  # noqa: E402
 from landcover_plugin.model.adapter import OnnxModel  # noqa: E402
 from landcover_plugin.train.config import load_config  # noqa: E402
 
@@ -41,21 +41,11 @@ class Tiles(CalibrationDataReader):
                 col = int(rng.integers(0, train_cols - tile + 1))
                 row = int(rng.integers(0, src.height - tile + 1))
                 x = src.read(window=Window(col, row, tile, tile)).astype(np.float32)[None]
-            self.tiles.append({model.input_name: x * model._scale + model._offset})
+            self.tiles.append({model.input_name: model.normalise(x)})
         self.iterator = iter(self.tiles)
 
     def get_next(self):
         return next(self.iterator, None)
-
-
-def seconds_per_batch(path: Path, batch: int, tile: int, runs: int = 8) -> float:
-    model = OnnxModel(path, "cpu")
-    x = np.random.default_rng(0).integers(0, 256, (batch, model.num_bands, tile, tile)).astype(np.float32)
-    model.predict(x)
-    start = time.perf_counter()
-    for _ in range(runs):
-        model.predict(x)
-    return (time.perf_counter() - start) / runs
 
 
 def main() -> None:
@@ -76,7 +66,8 @@ def main() -> None:
                         weight_type=QuantType.QInt8)
     tile = model.meta.tile_size
     for path in (Path(args.model), output):
-        print(f"{path.name}: {path.stat().st_size / 1e6:.1f} MB, {seconds_per_batch(path, 4, tile):.3f} s per batch "
+        seconds = 4 * tile * tile / 1e6 / model_only(OnnxModel(path, "cpu"), tile, 4, seconds=10.0)
+        print(f"{path.name}: {path.stat().st_size / 1e6:.1f} MB, {seconds:.3f} s per batch "
               f"of 4 × {tile} px tiles (model only, CPU)", flush=True)
         subprocess.run([sys.executable, str(REPO / "bench" / "evaluate_flair.py"), "--config", args.config,
                         "--model", str(path)], check=True)

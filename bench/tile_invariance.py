@@ -56,10 +56,11 @@ def main() -> None:
             with rasterio.open(out) as c, rasterio.open(conf) as p:
                 maps[t] = (c.read(1), p.read(1))
     height, width = maps[args.tilings[0]][0].shape
+    edges = {t: edge_distance(width, height, *map(int, t.split("/"))) for t in args.tilings}
     print(f"{Path(args.raster).name}: {width}×{height} px, model {args.model}")
     for a, b in itertools.combinations(args.tilings, 2):
         (ca, pa), (cb, _) = maps[a], maps[b]
-        dist = np.minimum(*(edge_distance(width, height, *map(int, t.split("/"))) for t in (a, b)))
+        dist = np.minimum(edges[a], edges[b])
         near, inside = dist < 8, (dist >= 32) & (dist < 64)
         differ = ca != cb
         print(f"{a} vs {b}: same class on {100 * (1 - differ.mean()):.2f} % of pixels; differing pixels' mean "

@@ -137,11 +137,16 @@ class OnnxModel:
                 total = p.copy() if total is None else total + p
         return total / 8
 
+    def normalise(self, x: np.ndarray) -> np.ndarray:
+        """The network's input ``(B, C, H, W)`` float32 for raw tiles ``x``: scaled from the model's
+        ``value_range`` to 0-1, then ``(x - mean) / std`` per band."""
+        return x.astype(np.float32) * self._scale + self._offset
+
     def _predict(self, x: np.ndarray) -> np.ndarray:
         b, c, h, w = x.shape
         if c != self.num_bands:
             raise LandcoverError(f"model takes {self.num_bands} bands, got {c}")
-        x = x.astype(np.float32) * self._scale + self._offset
+        x = self.normalise(x)
         ph, pw = self.padded_size(h, w)
         if (ph, pw) != (h, w):
             if ph < h or pw < w:
