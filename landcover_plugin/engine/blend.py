@@ -9,6 +9,8 @@ side of a tile that touches the raster edge, so edge pixels are fully weighted. 
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from .windows import Window
@@ -16,7 +18,10 @@ from .windows import Window
 
 def axis_weights(start: int, size: int, length: int, padding: int = 0) -> np.ndarray:
     """Weights ``(size,)`` float32 along one axis for a tile at ``start`` of a raster ``length`` px long."""
-    at_start, at_end = start == 0, start + size >= length
+    return _taper(start == 0, start + size >= length, size, padding)
+
+
+def _taper(at_start: bool, at_end: bool, size: int, padding: int) -> np.ndarray:
     lo = 0 if at_start else min(padding, size // 2)
     hi = size if at_end else size - min(padding, size // 2)
     n = hi - lo
@@ -32,8 +37,18 @@ def axis_weights(start: int, size: int, length: int, padding: int = 0) -> np.nda
 
 
 def tile_weights(w: Window, width: int, height: int, padding: int = 0) -> np.ndarray:
-    """2-D weights ``(h, w)`` float32 for window ``w`` of a ``width`` × ``height`` raster."""
-    return np.outer(axis_weights(w.row, w.height, height, padding), axis_weights(w.col, w.width, width, padding))
+    """2-D weights ``(h, w)`` float32 for window ``w`` of a ``width`` × ``height`` raster.
+
+    Windows of the same size touching the same raster edges share one cached, read-only array."""
+    return _tile_weights(w.row == 0, w.row + w.height >= height, w.height,
+                         w.col == 0, w.col + w.width >= width, w.width, padding)
+
+
+@lru_cache(maxsize=16)
+def _tile_weights(top: bool, bottom: bool, rows: int, left: bool, right: bool, cols: int, padding: int) -> np.ndarray:
+    weights = np.outer(_taper(top, bottom, rows, padding), _taper(left, right, cols, padding))
+    weights.flags.writeable = False
+    return weights
 
 
 class RowAccumulator:

@@ -147,14 +147,15 @@ def blended_rows(src: InputRaster, model: OnnxModel, tile: int, overlap: int, re
             tiles = pending.result()
             if i + 1 < len(rows):
                 pending = pool.submit(read_row, rows[i + 1])
-            work = [(w, d, v) for w, (d, v) in zip(row, tiles) if v.any()]
+            work = [(w, d, v, v.all()) for w, (d, v) in zip(row, tiles) if v.any()]
             for batch in _batches(work, batch_size):
                 if cancelled and cancelled():
                     raise Cancelled("cancelled by the user; no output was written")
-                x = np.stack([np.where(v, d, np.asarray(fill, d.dtype)) for _, d, v in batch])
+                x = np.stack([d if full else np.where(v, d, np.asarray(fill, d.dtype)) for _, d, v, full in batch])
                 probs = model.predict(x, tta)
-                for (w, _, v), p in zip(batch, probs):
-                    acc.add(w, p, tile_weights(w, src.width, src.height, meta.padding) * v)
+                for (w, _, v, full), p in zip(batch, probs):
+                    weight = tile_weights(w, src.width, src.height, meta.padding)
+                    acc.add(w, p, weight if full else weight * v)
             done += len(row)
             if progress:
                 progress(done / total)

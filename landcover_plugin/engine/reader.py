@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
-from rasterio.enums import ColorInterp
+from rasterio.enums import ColorInterp, MaskFlags
 from rasterio.enums import Resampling
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.vrt import WarpedVRT
@@ -32,7 +32,9 @@ class InputRaster:
 
     ``bands``: 1-based band indexes in model order; ``band_note``: how they were chosen;
     ``gsd``: pixel size in metres (``None`` when unknown); ``pixel_area``: m² (``None`` when unknown);
-    ``luma``: ``bands`` are red, green, blue read as one grey band (a 1-band grey model on RGB).
+    ``luma``: ``bands`` are red, green, blue read as one grey band (a 1-band grey model on RGB);
+    ``all_valid``: GDAL reports no nodata, alpha or mask band (every band's mask flag is
+    ``all_valid``), so windows are valid without reading a mask.
     """
 
     path: Path
@@ -43,6 +45,7 @@ class InputRaster:
     gsd: float | None
     pixel_area: float | None
     luma: bool = False
+    all_valid: bool = False
 
     @property
     def width(self) -> int:
@@ -58,7 +61,10 @@ class InputRaster:
         data = self.dataset.read(self.bands, window=win)
         if self.luma:
             data = to_luma(data)
-        valid = self.dataset.dataset_mask(window=win) > 0
+        if self.all_valid:
+            valid = np.ones(data.shape[1:], bool)
+        else:
+            valid = self.dataset.dataset_mask(window=win) > 0
         if data.dtype.kind == "f":
             valid &= np.isfinite(data).all(axis=0)
         return data, valid
@@ -154,7 +160,9 @@ def open_input(path: str | Path, needed: int, names: tuple[str, ...] | None,
             bands, note = choose_bands(colorinterp, needed, names)
         georeferenced = ds.crs is not None or not ds.transform.is_identity
         gsd, area = _pixel_size_m(ds)
-        return InputRaster(path, ds, tuple(bands), note, georeferenced, gsd, area, luma=len(bands) != needed)
+        all_valid = all(flags == [MaskFlags.all_valid] for flags in ds.mask_flag_enums)
+        return InputRaster(path, ds, tuple(bands), note, georeferenced, gsd, area, luma=len(bands) != needed,
+                           all_valid=all_valid)
     except Exception:
         ds.close()
         raise

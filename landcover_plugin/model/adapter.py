@@ -140,7 +140,9 @@ class OnnxModel:
     def normalise(self, x: np.ndarray) -> np.ndarray:
         """The network's input ``(B, C, H, W)`` float32 for raw tiles ``x``: scaled from the model's
         ``value_range`` to 0-1, then ``(x - mean) / std`` per band."""
-        return x.astype(np.float32) * self._scale + self._offset
+        out = np.multiply(x, self._scale, dtype=np.float32)  # one new array: no temporaries per batch
+        out += self._offset
+        return out
 
     def _predict(self, x: np.ndarray) -> np.ndarray:
         b, c, h, w = x.shape

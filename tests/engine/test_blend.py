@@ -93,3 +93,15 @@ def test_blending_matches_a_plain_weighted_sum_when_windows_are_skipped(skip):
     np.testing.assert_array_equal(classes, np.where(covered, values[sums.argmax(0)], 255))
     np.testing.assert_allclose(conf[covered], (sums.max(0) / np.where(covered, weights, 1))[covered], rtol=1e-5)
     assert (conf[~covered] == -1).all()
+
+
+def test_tile_weights_are_the_outer_product_of_axis_weights_shared_read_only():
+    rows = window_rows(1000, 700, 64, 16)
+    inner, other, corner = rows[2][3], rows[4][5], rows[0][0]
+    weights = tile_weights(inner, 1000, 700, 4)
+    np.testing.assert_array_equal(weights, np.outer(axis_weights(inner.row, 64, 700, 4), axis_weights(inner.col, 64, 1000, 4)))
+    assert tile_weights(other, 1000, 700, 4) is weights  # same size, no raster edge: one shared array
+    np.testing.assert_array_equal(tile_weights(corner, 1000, 700, 4),
+                                  np.outer(axis_weights(0, 64, 700, 4), axis_weights(0, 64, 1000, 4)))
+    with pytest.raises(ValueError):
+        weights[0, 0] = 1  # read-only: the blender must not change a shared array
