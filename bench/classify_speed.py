@@ -5,10 +5,11 @@ plugins do) at the same tile size and overlap. Both end-to-end runs are processe
 from start to exit (imports, model load and writing included).
 
 Usage: .venv/bin/python bench/classify_speed.py [RASTER ...] [--tile-size 512] [--overlap 128]
-       [--batch-size 4] [--device cpu] [--no-baseline] [--json out.json]
+       [--batch-size 4] [--device cpu] [--no-baseline] [--repeat 3] [--model-seconds 10] [--json out.json]
 With no RASTER: the 21 MP FLAIR mosaic Z3 and a VRT stacking it 4× vertically (84 MP, same width).
-MP/s counts input raster pixels (the model-only figure counts the pixels the blended output gains
-per tile at this overlap, so the two are comparable).
+Each raster gets ``--repeat`` rounds (model-only limit, end to end, baseline, back to back); the table
+gives medians, the JSON also their ranges. MP/s counts input raster pixels (the model-only figure
+counts the pixels the blended output gains per tile at this overlap, so the two are comparable).
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -93,33 +95,45 @@ def timed(cmd: list[str]) -> tuple[float, float]:
     return time.perf_counter() - start, int(proc.stderr.strip().splitlines()[-1]) / 1024
 
 
-def measure(raster: str, args, tile_mps: float) -> dict:
+def measure(raster: str, args, model: OnnxModel) -> dict:
+    """``args.repeat`` rounds, each timing the model-only limit, `landcover classify` and the baseline
+    back to back; medians (and ranges) over the rounds, since shared machines are noisy."""
     import rasterio
 
     with rasterio.open(raster) as ds:
         width, height = ds.width, ds.height
+    megapixels = width * height / 1e6
     windows = sum(len(r) for r in window_rows(width, height, args.tile_size, args.overlap))
     # The same work as end to end: `windows` tiles for width*height output pixels.
-    limit = tile_mps * (width * height) / (windows * args.tile_size ** 2)
+    per_tile_mp = (width * height) / (windows * args.tile_size ** 2)
+    limits, seconds, rss, base = [], [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out.tif"
         cmd = [str(REPO / ".venv" / "bin" / "landcover"), "classify", raster, str(out), "-q", "--model", args.model,
                "--tile-size", str(args.tile_size), "--overlap", str(args.overlap),
                "--batch-size", str(args.batch_size), "--device", args.device]
-        seconds, rss_mb = timed(cmd)
-        base = None
-        if args.baseline:  # also a process of its own, so both include start-up and model load
-            base, _ = timed([sys.executable, __file__, raster, "--baseline-to", str(Path(tmp) / "base.tif"),
-                             "--model", args.model, "--tile-size", str(args.tile_size), "--overlap", str(args.overlap),
-                             "--device", args.device])
-    e2e = width * height / 1e6 / seconds
+        base_cmd = [sys.executable, __file__, raster, "--baseline-to", str(Path(tmp) / "base.tif"), "--model", args.model,
+                    "--tile-size", str(args.tile_size), "--overlap", str(args.overlap), "--device", args.device]
+        for _ in range(args.repeat):
+            limits.append(model_only(model, args.tile_size, args.batch_size, args.model_seconds) * per_tile_mp)
+            s, r = timed(cmd)
+            seconds.append(s)
+            rss.append(r)
+            if args.baseline:  # also a process of its own, so both include start-up and model load
+                base.append(timed(base_cmd)[0])
+    med = statistics.median
+    e2e, limit = megapixels / med(seconds), med(limits)
+    span = lambda values: [round(min(values), 3), round(max(values), 3)]  # noqa: E731
     return {
-        "raster": raster, "size_px": [width, height], "megapixels": round(width * height / 1e6, 2),
-        "windows": windows, "model_only_limit_mp_s": round(limit, 3), "end_to_end_mp_s": round(e2e, 3),
-        "end_to_end_seconds": round(seconds, 1), "ratio_to_model_limit": round(e2e / limit, 3),
-        "peak_rss_mb": round(rss_mb),
-        "baseline_mp_s": round(width * height / 1e6 / base, 3) if base else None,
-        "speedup_over_baseline": round(base / seconds, 2) if base else None,
+        "raster": raster, "size_px": [width, height], "megapixels": round(megapixels, 2), "windows": windows,
+        "rounds": args.repeat, "model_only_limit_mp_s": round(limit, 3), "model_only_range": span(limits),
+        "end_to_end_mp_s": round(e2e, 3), "end_to_end_range": span([megapixels / s for s in seconds]),
+        "end_to_end_seconds": round(med(seconds), 1), "ratio_to_model_limit": round(e2e / limit, 3),
+        "ratio_range": span([megapixels / s / lim for s, lim in zip(seconds, limits)]),
+        "peak_rss_mb": round(max(rss)),
+        "baseline_mp_s": round(megapixels / med(base), 3) if base else None,
+        "speedup_over_baseline": round(med(base) / med(seconds), 2) if base else None,
+        "speedup_range": span([b / s for b, s in zip(base, seconds)]) if base else None,
     }
 
 
@@ -132,6 +146,8 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--no-baseline", dest="baseline", action="store_false")
+    ap.add_argument("--repeat", type=int, default=3, help="rounds per raster; medians are reported")
+    ap.add_argument("--model-seconds", type=float, default=10.0, help="model-only timing per round")
     ap.add_argument("--json")
     ap.add_argument("--baseline-to", help=argparse.SUPPRESS)  # internal: run the baseline alone into this file
     args = ap.parse_args()
@@ -142,11 +158,10 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp())
     rasters = args.rasters or [str(DEFAULT_RASTER), str(stacked_vrt(DEFAULT_RASTER, 4, tmp / "Z3_x4.vrt"))]
     model = OnnxModel(resolve_model(args.model), args.device)
-    tile_mps = model_only(model, args.tile_size, args.batch_size)
     info = {"provider": model.provider, "onnxruntime": ort.__version__, "cpu": platform.processor() or platform.machine(),
             "cores": os.cpu_count(), "ort_intra_op_threads": "default (one per core)", "tile_size": args.tile_size,
-            "overlap": args.overlap, "batch_size": args.batch_size, "model_only_tile_mp_s": round(tile_mps, 3)}
-    runs = [measure(r, args, tile_mps) for r in rasters]
+            "overlap": args.overlap, "batch_size": args.batch_size}
+    runs = [measure(r, args, model) for r in rasters]
     for key, value in info.items():
         print(f"{key:>24}: {value}")
     keys = list(runs[0])
