@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from qgis.core import QgsMapLayerProxyModel
 from qgis.gui import QgsMapLayerComboBox, QgsOpacityWidget
-from qgis.PyQt.QtCore import Qt
+from qgis.PyQt.QtCore import Qt, QTimer
 from qgis.PyQt.QtWidgets import (QCheckBox, QComboBox, QDockWidget, QFormLayout, QHBoxLayout, QLabel, QProgressBar,
                                  QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
@@ -25,8 +25,11 @@ class LandcoverDock(QDockWidget):
         form = QFormLayout()
         self.layer_box = QgsMapLayerComboBox()
         self.layer_box.setFilters(QgsMapLayerProxyModel.RasterLayer)
+        # the live layer is an output, never a source (the list holds layer pointers: cleared before it goes)
+        self.controller.live_layer_changed.connect(lambda layer: self.layer_box.setExceptedLayerList([layer] if layer else []))
         form.addRow("Raster layer", self.layer_box)
         self.model_box = QComboBox()
+        self.model_box.setObjectName("model")
         models_button = QPushButton("Models…")
         models_button.clicked.connect(manage_models)
         row = QHBoxLayout()
@@ -49,7 +52,9 @@ class LandcoverDock(QDockWidget):
         self.opacity.opacityChanged.connect(self.set_opacity)
         form.addRow("Opacity", self.opacity)
         self.live_box = QCheckBox("Live: classify the visible extent as the map moves")
+        self.live_box.setObjectName("live")
         self.status = QLabel("Live: off")
+        self.status.setObjectName("status")
         self.status.setWordWrap(True)
         self.status.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.bar = QProgressBar()
@@ -67,8 +72,12 @@ class LandcoverDock(QDockWidget):
         self.fill_models()
         self.live_box.toggled.connect(self.switch)
         self.controller.status.connect(self.status.setText)
+        self.controller.switched_off.connect(lambda: self.live_box.setChecked(False))
         self.controller.progress.connect(self.bar.setValue)
-        for box in (self.layer_box, self.model_box, self.device_box):
+        # The layer list changes its indexes whenever a layer is added or removed (the live layer too):
+        # react to the chosen layer, not to its index.
+        self.layer_box.layerChanged.connect(self.restart)
+        for box in (self.model_box, self.device_box):
             box.currentIndexChanged.connect(self.restart)
 
     def fill_models(self):
@@ -101,9 +110,21 @@ class LandcoverDock(QDockWidget):
         settings.put("live/opacity", opacity)
         self.controller.set_opacity(opacity)
 
-    def restart(self):
+    def restart(self, *_):
+        """Start again with the dock's current choices, from the event loop: the signal that asks for it
+        may come from inside QgsProject while it adds or removes a layer, and restarting removes the
+        live layer."""
         if self.live_box.isChecked():
-            self.switch(True)
+            QTimer.singleShot(0, self._restart_now)
+
+    def _restart_now(self):
+        if not self.live_box.isChecked() or (self.controller.active and self.controller.source_layer is None):
+            return  # off, or switching itself off (its source layer was removed)
+        if (self.controller.active and self.controller.source_layer is self.layer_box.currentLayer()
+                and self.controller.model_path == self.model_box.currentData()
+                and self.controller.device == self.device_box.currentText()):
+            return  # nothing the classification depends on changed
+        self.switch(True)
 
     def close_live(self):
         """Switch Live off and remove everything it added (on plugin unload)."""

@@ -96,6 +96,8 @@ class LiveController(QObject):
 
     status = pyqtSignal(str)
     progress = pyqtSignal(int)
+    live_layer_changed = pyqtSignal(object)  # the live layer before it joins the project, None once removed
+    switched_off = pyqtSignal()  # live mode ended by itself (its source layer was removed)
     view_done = pyqtSignal(float)  # seconds from the view change to the class layer showing it
 
     def __init__(self, iface, cache_mb: int = 256):
@@ -108,6 +110,8 @@ class LiveController(QObject):
         self.timer.timeout.connect(self.refresh)
         self.session = None
         self.source_layer = None
+        self.model_path: str | None = None
+        self.device: str | None = None
         self.layer = None
         self.task = None
         self.changed_at = None
@@ -130,13 +134,26 @@ class LiveController(QObject):
     def start(self, layer: QgsRasterLayer, model_path: Path, device: str) -> None:
         """Classify ``layer``'s visible extent with ``model_path`` from now on."""
         self.stop()
-        self.source_layer = layer
+        self.source_layer, self.model_path, self.device = layer, str(model_path), device
         self.session = LiveSession(layer.source(), Path(model_path), device, self.cache)
         self.session.controller = self
         self.canvas.extentsChanged.connect(self.view_changed)
-        layer.willBeDeleted.connect(self.stop)
+        QgsProject.instance().layersWillBeRemoved.connect(self.layers_removed)
         self.status.emit(f"Live: loading {Path(model_path).stem}…")
         self.view_changed()
+
+    def layers_removed(self, ids):
+        """The source layer is being removed: cancel its work now, switch off from the event loop (the
+        project is still removing layers; the live layer must not be removed from inside that)."""
+        if self.source_layer is not None and self.source_layer.id() in ids:
+            self.source_layer = None
+            for task in self.session.tasks:
+                task.cancel()
+            QTimer.singleShot(0, self._source_gone)
+
+    def _source_gone(self):
+        self.stop("Live: off — the source layer was removed from the project")
+        self.switched_off.emit()
 
     def view_changed(self):
         if self.changed_at is None:
@@ -145,7 +162,7 @@ class LiveController(QObject):
 
     def refresh(self):
         """Cancel stale work and classify the current view in a new background task."""
-        if not self.active:
+        if not self.active or self.source_layer is None:
             return
         if self.task is not None:
             self.task.cancel()
@@ -193,9 +210,10 @@ class LiveController(QObject):
         project = QgsProject.instance()
         if self.layer is None:
             self.layer = QgsRasterLayer(str(path), LAYER_NAME, "gdal")
+            self.live_layer_changed.emit(self.layer)
             project.addMapLayer(self.layer, False)
             root = project.layerTreeRoot()
-            source = root.findLayer(self.source_layer.id())
+            source = root.findLayer(self.source_layer.id()) if self.source_layer else None
             parent = source.parent() if source else root
             node = parent.insertLayer(parent.children().index(source) if source else 0, self.layer)
             expanded = True
@@ -215,25 +233,23 @@ class LiveController(QObject):
                 except OSError:  # still open elsewhere (Windows): removed with the folder at the end
                     pass
 
-    def stop(self):
+    def stop(self, message: str = "Live: off"):
         """Switch live mode off: cancel work, remove the live layer and its files."""
         if not self.active:
             return
         self.timer.stop()
         self.canvas.extentsChanged.disconnect(self.view_changed)
-        try:
-            self.source_layer.willBeDeleted.disconnect(self.stop)
-        except TypeError:
-            pass
+        QgsProject.instance().layersWillBeRemoved.disconnect(self.layers_removed)
         session = self.session
         self.session = self.task = self.changed_at = None
         session.controller = None
         if self.layer is not None:
+            self.live_layer_changed.emit(None)
             QgsProject.instance().removeMapLayer(self.layer.id())
             self.layer = None
         for task in session.tasks:
             task.cancel()  # each stops at its next batch; the last to finish closes the session
         if not session.tasks:
             session.close()
-        self.source_layer = None
-        self.status.emit("Live: off")
+        self.source_layer = self.model_path = self.device = None
+        self.status.emit(message)

@@ -142,14 +142,6 @@ def steps():
         report["views"].append({"view": name, "seconds": controller.last_seconds,
                                 "status": dock.status.text(), "wall_s": time.perf_counter() - started})
         yield 300
-    # a view change while a view is being classified cancels the stale work
-    canvas.setExtent(view_at(cx, ext.yMinimum() + 0.2 * ext.height(), 0.2))
-    yield 1500
-    canvas.setExtent(view_at(cx, ext.yMinimum() + 0.8 * ext.height(), 0.2))
-    yield "view"
-    report["superseded_views"] = controller.superseded
-    report["shown_view_centre_y"] = controller.layer.extent().center().y()
-    report["requested_centre_y"] = ext.yMinimum() + 0.8 * ext.height()
     ticks["on"] = False
     report["ui_max_gap_ms"] = ticks["max_gap_ms"]
     report["ui_ticks"] = ticks["count"]

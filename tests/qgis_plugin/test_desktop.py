@@ -56,8 +56,6 @@ def test_packaged_plugin_live_mode_in_the_desktop(package, shared, tmp_path):
     assert "CPUExecutionProvider" in views["first view"]["status"]
     # the UI thread was never blocked for 100 ms while live classification ran
     assert report["ui_ticks"] > 100 and report["ui_max_gap_ms"] < 100, report["ui_max_gap_ms"]
-    assert report["superseded_views"] >= 1  # panning on during a view cancelled it...
-    assert abs(report["shown_view_centre_y"] - report["requested_centre_y"]) < 300  # ...and the newest view shows
     assert "Landcover live" in report["live_layer_in_legend"] and report["live_layer_classes"] == 13
     assert report["live_legend_expanded"]  # the legend stays open as views replace the layer's file
     assert report["live_layer_opacity"] == pytest.approx(0.6)  # the dock's opacity survives new views
@@ -75,3 +73,70 @@ def test_packaged_plugin_live_mode_in_the_desktop(package, shared, tmp_path):
     for name in ("live_before_pan.png", "live_after_pan.png", "live_dock.png", "diagnostics.png",
                  "model_manager.png", "toolbox_classify.png", "vectorized.png"):
         assert (shots / name).stat().st_size > 5000, name
+
+
+def fresh_profile(package, root: Path) -> Path:
+    """A QGIS profiles folder whose default profile has the zip's plugin installed and enabled, as
+    *Install from ZIP* leaves it."""
+    plugins = root / "profiles" / "default" / "python" / "plugins"
+    plugins.mkdir(parents=True)
+    with zipfile.ZipFile(package) as z:
+        z.extractall(plugins)
+    ini = root / "profiles" / "default" / "QGIS" / "QGIS3.ini"
+    ini.parent.mkdir(parents=True)
+    ini.write_text("[PythonPlugins]\nlandcover_plugin=true\n")
+    return root
+
+
+def run_user_path(package, work: Path, timeout=420, **case) -> tuple[dict, str]:
+    """Run desktop_user_path.py in QGIS under Xvfb over a fresh profile; returns (report, QGIS' output)."""
+    profiles = fresh_profile(package, work / "qgis")
+    env = dict(os.environ)
+    env.pop("QGIS_PLUGINPATH", None)
+    env.update(QT_QPA_PLATFORM="xcb", XDG_RUNTIME_DIR=str(work), PYTHONPATH=sysconfig.get_paths()["purelib"],
+               LANDCOVER_REPORT=str(work / "report.json"), LANDCOVER_FAULTS=str(work / "faults.log"),
+               LANDCOVER_SHOT=str(work / "live.png"), **{f"LANDCOVER_{k.upper()}": str(v) for k, v in case.items()})
+    proc = subprocess.run([XVFB_RUN, "-a", "-s", "-screen 0 1600x1000x24", QGIS, "--profiles-path", str(profiles),
+                           "--nologo", "--noversioncheck", "--code", str(HERE / "desktop_user_path.py")],
+                          env=env, capture_output=True, text=True, timeout=timeout, cwd=work)
+    output = f"exit {proc.returncode}\n{(work / 'faults.log').read_text() if (work / 'faults.log').exists() else ''}" \
+             f"\n{proc.stderr[-2000:]}"
+    report = json.loads((work / "report.json").read_text()) if (work / "report.json").exists() else {}
+    return report, output
+
+
+def assert_user_path(report, output):
+    assert report.get("alive"), (report.get("error"), report.get("steps"), output)
+    assert "Fatal Python error" not in output, output
+    assert report["plugin_loaded_at_startup"] and report["source_valid"] and report["dock_visible"]
+    assert [v["view"] for v in report["views"]][:5] == ["first view", "pan east", "pan south", "zoom out", "zoom in"]
+    assert report["after_live_off"]["live_layers"] == 0 and report["after_live_off"]["status"] == "Live: off"
+    live = report["live_layer"]
+    assert live["valid"] and live["renderer"] == "paletted" and live["classes"] >= 2
+    assert live["legend_nodes"] >= live["classes"] and live["expanded"]  # a node per class (+ the band's title)
+    assert not live["in_source_list"]  # the live layer is never offered as a source
+    gone = report["after_source_removed"]
+    assert gone["live_layers"] == 0 and not gone["live_checked"] and "source layer was removed" in gone["status"]
+    assert report["messages"] == []  # no Python error, no warning from Landcover
+
+
+@pytest.mark.skipif(QGIS is None or XVFB_RUN is None, reason="qgis or xvfb-run not found: make setup")
+@pytest.mark.parametrize("case", ["flair", "drone", "landsat"])
+def test_live_mode_on_the_user_path(case, package, shared, tmp_path):
+    """The zip in a fresh profile, the dock from the Raster menu, Live ticked in the dock: pans, zooms,
+    Live off and on, the source layer removed while a view runs; QGIS stays up and the live layer has
+    its legend. Over a copy of real rasters: a FLAIR zone crop, the RGBA drone ortho, the Landsat scene."""
+    from osgeo import gdal
+
+    raster = tmp_path / f"{case}.tif"  # QGIS writes .aux.xml beside what it opens: a copy
+    if case == "flair":
+        gdal.Translate(str(raster), str(shared / "flair/zones/Z3_image.vrt"), srcWin=[0, 0, 2048, 1536])
+        model, fraction = "flair-rgb", 0.3
+    elif case == "drone":
+        shutil.copy(shared / "scenes/drone_fotomap_small.tif", raster)
+        model, fraction = "flair-rgb", 0.8
+    else:
+        shutil.copy(shared / "scenes/RGBA.byte.tif", raster)
+        model, fraction = "dubai-rgb", 0.5
+    report, output = run_user_path(package, tmp_path, raster=raster, model=model, fraction=fraction)
+    assert_user_path(report, output)
