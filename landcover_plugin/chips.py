@@ -11,18 +11,18 @@ Everything is written into a temporary folder renamed to ``output`` when complet
 from __future__ import annotations
 
 import csv
-import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import rasterio
-from rasterio.windows import Window
+from osgeo import gdal
 
-from .engine.reader import copy_window, on_grid, open_raster
-from .engine.windows import window_rows
+from .engine.reader import (GdalSource, copy_window, gdal_errors, grid_of, image_bands, last_error, on_grid, open_raster,
+                            read_window)
+from .engine.windows import PixelWindow, window_rows
 from .errors import LandcoverError
+from .outputs import AtomicOutputs, check_output_path
 from .polygons import VECTOR_SUFFIXES, burn_polygons
 
 OUTSIDE = 255  # label code of pixels outside every polygon
@@ -30,17 +30,29 @@ OUTSIDE = 255  # label code of pixels outside every polygon
 
 @dataclass
 class ChipParams:
-    """``size``/``stride`` px; ``max_ignore`` a fraction in [0, 1]; ``ignore`` label codes;
+    """``size_px``/``stride_px``; ``max_ignore`` a fraction in [0, 1]; ``ignore`` label codes;
     ``label_field``: for polygon labels, the field holding each polygon's integer code."""
 
     image: str | Path
     label: str | Path
     output: str | Path
-    size: int = 256
-    stride: int | None = None
+    size_px: int = 256
+    stride_px: int | None = None
     max_ignore: float = 0.5
     ignore: tuple[int, ...] = (0,)
     label_field: str | None = None
+
+
+@dataclass
+class ChipsResult:
+    """Chip pairs written, chips skipped (too many ignore pixels), and the output folder."""
+
+    chips: int
+    skipped: int
+    output: Path
+
+    def summary(self) -> str:
+        return f"Wrote {self.chips} chip pairs to {self.output} (manifest.csv; {self.skipped} skipped)"
 
 
 def _code(text: str) -> int | None:
@@ -48,63 +60,67 @@ def _code(text: str) -> int | None:
 
 
 @contextmanager
-def _labels(params: ChipParams, img):
-    """A function (rasterio ``Window`` of ``img``) → label codes ``(h, w)`` on ``img``'s grid."""
+def _labels(params: ChipParams, img: gdal.Dataset):
+    """A function (``PixelWindow`` of ``img``) → label codes ``(h, w)`` on ``img``'s grid."""
     if Path(params.label).suffix.lower() in VECTOR_SUFFIXES:
         if not params.label_field:
             raise LandcoverError(f"labels {params.label} are polygons: give the field that holds their codes (--label-field)")
-        burnt = burn_polygons(img, params.label, params.label_field, _code, OUTSIDE,
+        burnt = burn_polygons(grid_of(img), str(params.image), params.label, params.label_field, _code, OUTSIDE,
                               f"polygon labels must be integer codes 0–{OUTSIDE}")
-        yield lambda win: burnt[win.row_off:win.row_off + win.height, win.col_off:win.col_off + win.width]
+        yield lambda w: burnt[w.row:w.row + w.height, w.col:w.col + w.width]
         return
-    with open_raster(params.label, "label") as lab_ds:
-        if lab_ds.count != 1:
-            raise LandcoverError(f"the label raster must have 1 band, it has {lab_ds.count}")
-        lab = on_grid(lab_ds, img)
-        try:
-            yield lambda win: lab.read(1, window=win)
-        finally:
-            if lab is not lab_ds:
-                lab.close()
+    lab_ds = open_raster(params.label, "label")
+    if lab_ds.RasterCount != 1:
+        raise LandcoverError(f"the label raster must have 1 band, it has {lab_ds.RasterCount}")
+    lab = on_grid(lab_ds, grid_of(img), str(params.label), f"image {params.image}")
+    yield lambda w: read_window(lab, (1,), w, str(params.label))[0]
 
 
-def export_chips(params: ChipParams) -> dict:
-    """Write the chips and ``manifest.csv`` into ``params.output`` (which must not exist yet).
-    Returns {"chips": n, "skipped": m, "output": path}. Raises ``LandcoverError`` for bad input."""
+def _write_label(label: np.ndarray, img: gdal.Dataset, w: PixelWindow, path: Path) -> None:
+    grid = grid_of(img).sub(w.col, w.row, w.width, w.height)
+    with gdal_errors():
+        ds = gdal.GetDriverByName("GTiff").Create(str(path), w.width, w.height, 1, gdal.GDT_Byte)
+        if ds is None:
+            raise LandcoverError(f"cannot write {path} ({last_error()})")
+        if grid.geotransform is not None:
+            ds.SetGeoTransform(grid.geotransform)
+        if grid.crs_wkt:
+            ds.SetProjection(grid.crs_wkt)
+        ds.GetRasterBand(1).WriteArray(label)
+        ds = None
+
+
+def export_chips(params: ChipParams) -> ChipsResult:
+    """Write the chips and ``manifest.csv`` into ``params.output`` (which must not exist yet), through a
+    temporary folder renamed when complete. Raises ``LandcoverError`` for bad input."""
     output = Path(params.output)
-    stride = params.stride or params.size
-    if params.size < 1 or not 0 < stride <= params.size:
-        raise LandcoverError(f"chip size must be >= 1 and stride in 1..size, got size {params.size}, stride {stride}")
+    stride = params.stride_px or params.size_px
+    if params.size_px < 1 or not 0 < stride <= params.size_px:
+        raise LandcoverError(f"chip size must be >= 1 and stride in 1..size, got size {params.size_px}, stride {stride}")
     if not 0 <= params.max_ignore <= 1:
         raise LandcoverError(f"max ignore must be a fraction in [0, 1], got {params.max_ignore}")
     if output.exists():
         raise LandcoverError(f"output folder {output} already exists: choose a new folder")
-    if not output.resolve().parent.is_dir():
-        raise LandcoverError(f"folder {output.resolve().parent} does not exist: create it first")
-    tmp = output.with_name(f".{output.name}.part")
-    shutil.rmtree(tmp, ignore_errors=True)
-    (tmp / "images").mkdir(parents=True)
-    (tmp / "labels").mkdir()
+    check_output_path(output, "output folder", inputs=(params.image, params.label))
+    img = open_raster(params.image, "image")
     rows, skipped = [], 0
-    try:
+    with AtomicOutputs() as outputs:
+        tmp = outputs.add(output)
+        (tmp / "images").mkdir(parents=True)
+        (tmp / "labels").mkdir()
         ignore = params.ignore + ((OUTSIDE,) if Path(params.label).suffix.lower() in VECTOR_SUFFIXES else ())
-        with open_raster(params.image, "image") as img, _labels(params, img) as read_label:
-            georeferenced = img.crs is not None or not img.transform.is_identity
-            for row in window_rows(img.width, img.height, params.size, params.size - stride):
+        mask = GdalSource(img, str(params.image), image_bands(img), "image bands")
+        with _labels(params, img) as read_label:
+            for row in window_rows(img.RasterXSize, img.RasterYSize, params.size_px, params.size_px - stride):
                 for w in row:
-                    win = Window(w.col, w.row, w.width, w.height)
-                    label = read_label(win)
-                    ignored = np.isin(label, ignore) | (img.dataset_mask(window=win) == 0)
+                    label = read_label(w)
+                    ignored = np.isin(label, ignore) | ~mask.validity(w)
                     if ignored.mean() > params.max_ignore:
                         skipped += 1
                         continue
                     name = f"chip_{len(rows):06d}.tif"
-                    copy_window(img, win, tmp / "images" / name)
-                    profile = {"driver": "GTiff", "width": w.width, "height": w.height}
-                    if georeferenced:
-                        profile.update(crs=img.crs, transform=img.window_transform(win))
-                    with rasterio.open(tmp / "labels" / name, "w", count=1, dtype=label.dtype, **profile) as dst:
-                        dst.write(label, 1)
+                    copy_window(img, w, tmp / "images" / name)
+                    _write_label(label, img, w, tmp / "labels" / name)
                     codes, counts = np.unique(label, return_counts=True)
                     rows.append({"chip": name, "image": f"images/{name}", "label": f"labels/{name}", "col": w.col,
                                  "row": w.row, "labelled_fraction": round(1 - float(ignored.mean()), 4),
@@ -118,8 +134,5 @@ def export_chips(params: ChipParams) -> dict:
             writer = csv.DictWriter(fh, fieldnames=fields, restval=0)
             writer.writeheader()
             writer.writerows(rows)
-        tmp.rename(output)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return {"chips": len(rows), "skipped": skipped, "output": str(output)}
+        outputs.commit()
+    return ChipsResult(len(rows), skipped, output)

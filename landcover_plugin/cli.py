@@ -1,70 +1,118 @@
-"""Command-line interface: ``landcover classify|models|info|train`` (also ``python -m landcover_plugin``).
+"""Command-line interface: ``landcover classify|models|info|train|…`` (also ``python -m landcover_plugin``).
 
-Errors the user can fix print one line to stderr and exit with status 2; no traceback.
+Errors the user can fix print one line to stderr and exit with status 2; Ctrl-C and SIGTERM stop the
+run like a cancel (nothing is written; status 130); no traceback.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import shlex
+import signal
 import sys
 from datetime import datetime
 from pathlib import Path
 
-from .errors import LandcoverError
+from .errors import Cancelled, LandcoverError
+from .feedback import Feedback
 
-# GDAL's block cache defaults to 5 % of RAM and fills as a large raster is read; the engine streams,
-# so a small cache keeps the process's memory flat with raster size (not slower in bench/).
-GDAL_CACHE_MB = 128
+
+class ConsoleFeedback(Feedback):
+    """A tqdm progress bar; notes and warnings printed above it (nothing with ``quiet``)."""
+
+    def __init__(self, quiet: bool = False, desc: str = "classify"):
+        from tqdm import tqdm
+
+        self.quiet, self._tqdm = quiet, tqdm
+        self.bar = tqdm(total=100, unit="%", desc=desc, disable=quiet or None,
+                        bar_format="{l_bar}{bar}| {n:.0f}/{total}% [{elapsed}<{remaining}]")
+
+    def progress(self, fraction: float) -> None:
+        self.bar.update(100 * fraction - self.bar.n)
+
+    def info(self, message: str) -> None:
+        if not self.quiet:
+            self._tqdm.write(message)
+
+    def warning(self, message: str) -> None:
+        if not self.quiet:
+            self._tqdm.write(f"Warning: {message}")
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _positive(least: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"must be at least {least}, got {value}")
+        return value
+
+    return parse
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {value}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
 
 
 def _bands(text: str) -> tuple[int, ...]:
     try:
-        return tuple(int(b) for b in text.split(","))
+        bands = tuple(int(b) for b in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--bands takes 1-based band numbers like 1,2,3, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"takes 1-based band numbers like 1,2,3, got {text!r}") from None
+    if any(b < 1 for b in bands):
+        raise argparse.ArgumentTypeError(f"band numbers start at 1, got {text!r}")
+    return bands
 
 
 def _classify(args) -> int:
-    from tqdm import tqdm
-
     from .engine.classify import ClassifyParams, classify
 
     params = ClassifyParams(args.input, args.output, args.model, args.tile_size, args.overlap, args.batch_size,
-                            args.device, args.confidence, args.bands, args.threads, tta=args.tta)
+                            args.device, args.confidence, args.bands, args.threads, tta=args.tta, gsd=args.gsd,
+                            output_resolution=args.output_resolution, on_read_error=args.on_read_error, areas=args.areas)
     if args.scheduler:
         from .scale_out import classify_dask
 
-        classify_dask(params, args.scheduler, args.part_rows, info=(lambda m: None) if args.quiet else print)
+        feedback = Feedback() if args.quiet else _PrintFeedback()
+        classify_dask(params, args.scheduler, args.part_rows, feedback)
         return 0
-    bar = tqdm(total=100, unit="%", desc="classify", disable=args.quiet or None,
-               bar_format="{l_bar}{bar}| {n:.0f}/{total}% [{elapsed}<{remaining}]")
-    info = (lambda m: None) if args.quiet else tqdm.write
-
-    def progress(fraction: float) -> None:
-        bar.update(100 * fraction - bar.n)
-
+    console = ConsoleFeedback(args.quiet)
     try:
-        result = classify(params, progress=progress, info=info)
+        result = classify(params, console)
     finally:
-        bar.close()
-    if args.areas:
-        result.write_class_areas(args.areas)
+        console.close()
     if not args.quiet:
-        print(summary_text(result))
+        print(result.summary())
     return 0
 
 
-def summary_text(result) -> str:
-    """The closing summary: output, pixels, seconds, MP/s, provider and the class-area table."""
-    lines = [f"Wrote {result.output}" + (f" and {result.confidence}" if result.confidence else ""),
-             f"{result.width}×{result.height} px ({result.width * result.height / 1e6:.2f} MP, {result.valid_pixels:,} valid) "
-             f"in {result.seconds:.1f} s = {result.megapixels_per_second:.2f} MP/s on {result.provider}; model {result.model_name}, {result.bands}"]
-    georef = result.pixel_area_m2 is not None
-    lines.append(f"{'class':<24}{'pixels':>14}" + (f"{'km²':>12}" if georef else "") + f"{'%':>8}")
-    for name, pixels, km2, pct in result.class_table():
-        lines.append(f"{name:<24}{pixels:>14,}" + (f"{km2:>12.6f}" if georef else "") + f"{pct:>8.2f}")
-    return "\n".join(lines)
+class _PrintFeedback(Feedback):
+    def info(self, message: str) -> None:
+        print(message)
+
+    def warning(self, message: str) -> None:
+        print(f"Warning: {message}")
 
 
 def _models(args) -> int:
@@ -116,6 +164,7 @@ def _settings(items: list[str]) -> dict:
 
 
 def _train(args) -> int:
+    from .outputs import check_output_path
     from .train.config import load_config
     from .train.trainer import find_lr, train
 
@@ -128,6 +177,7 @@ def _train(args) -> int:
         return 0
     if not args.output:
         raise LandcoverError("--output is required to train: the ONNX file to write")
+    check_output_path(args.output, "output model", (".onnx",))
     command = "landcover " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     summary = train(config, args.output, run_dir, command=command)
     print(f"{config.name}: validation mIoU {summary['val_miou']:.4f} (step {summary['best_step']}), "
@@ -138,15 +188,16 @@ def _train(args) -> int:
 def _evaluate(args) -> int:
     from .codes import parse_codes, parse_mapping
     from .evaluate import EvaluateParams, evaluate, write_report
+    from .outputs import check_output_path
 
+    inputs = (args.prediction, args.reference)
+    if args.json:
+        check_output_path(args.json, "JSON output", (".json",), inputs)
+    if args.report:
+        check_output_path(args.report, "report", (".md",), inputs)
     result = evaluate(EvaluateParams(args.prediction, args.reference, parse_mapping(args.map), parse_codes(args.ignore)))
     write_report(result, args.json, args.report)
-    print(f"overall accuracy {result['overall_accuracy']:.4f}, kappa {result['kappa']:.4f}, "
-          f"mIoU {result['miou']:.4f} over {sum(result['present'])} classes; {result['scored_pixels']:,} pixels scored")
-    print(f"{'class':<24}{'precision':>10}{'recall':>10}{'F1':>8}{'IoU':>8}")
-    for i, name in enumerate(result["classes"]):
-        print(f"{name:<24}" + "".join(f"{result[m][i]:>{w}.3f}" for m, w in
-                                      (("precision", 10), ("recall", 10), ("f1", 8), ("iou", 8))))
+    print(result.summary())
     return 0
 
 
@@ -156,15 +207,14 @@ def _chips(args) -> int:
 
     result = export_chips(ChipParams(args.image, args.label, args.output, args.size, args.stride, args.max_ignore,
                                      parse_codes(args.ignore), args.label_field))
-    print(f"Wrote {result['chips']} chip pairs to {result['output']} (manifest.csv; {result['skipped']} skipped)")
+    print(result.summary())
     return 0
 
 
 def _vectorize(args) -> int:
     from .vectorize import VectorizeParams, vectorize
 
-    result = vectorize(VectorizeParams(args.classes, args.output, args.sieve, args.min_area))
-    print(f"Wrote {result['polygons']} polygons to {result['output']} (+ .qml style)")
+    print(vectorize(VectorizeParams(args.classes, args.output, args.sieve, args.min_area)).summary())
     return 0
 
 
@@ -176,9 +226,11 @@ def _diagnostics(args) -> int:
 
 
 def _export(args) -> int:
+    from .outputs import check_output_path
     from .train.config import load_config
     from .train.trainer import export_checkpoint
 
+    check_output_path(args.output, "output model", (".onnx",), (args.checkpoint,))
     export_checkpoint(load_config(args.config), args.checkpoint, args.output)
     print(f"Wrote {args.output}")
     return 0
@@ -192,18 +244,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", help="input raster (GeoTIFF, VRT, JPEG, PNG, ... anything GDAL reads)")
     p.add_argument("output", help="output class GeoTIFF (.tif); a .qml style is written beside it")
     p.add_argument("--model", help="bundled model name or ONNX path (default: flair-rgb)")
-    p.add_argument("--tile-size", type=int, help="tile edge in px (default: the model's)")
-    p.add_argument("--overlap", type=int, help="overlap between tiles in px (default: the model's)")
-    p.add_argument("--batch-size", type=int, default=4, help="tiles per inference call (default 4)")
+    p.add_argument("--tile-size", type=_positive(16), help="tile edge in px (default: the model's)")
+    p.add_argument("--overlap", type=_positive(0), help="overlap between tiles in px (default: the model's)")
+    p.add_argument("--batch-size", type=_positive(1), default=4, help="tiles per inference call (default 4)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="execution device (default auto)")
     p.add_argument("--confidence", help="also write the maximum class probability to this GeoTIFF")
     p.add_argument("--bands", type=_bands, help="1-based input bands in the model's order, e.g. 1,2,3")
-    p.add_argument("--threads", type=int, help="CPU threads for onnxruntime (default: all cores)")
+    p.add_argument("--threads", type=_positive(1), help="CPU threads for onnxruntime (default: all cores)")
     p.add_argument("--areas", help="also write the class-area table (class, pixels, km², %%) to this CSV")
     p.add_argument("--tta", action="store_true", help="test-time augmentation: average over flips and 90° rotations (8× slower)")
+    p.add_argument("--gsd", default="auto", help="the input's pixel size: auto (from its CRS), off (never resample "
+                                                 "to the model's GSD) or METRES (when the metadata is wrong)")
+    p.add_argument("--output-resolution", default="input",
+                   help="grid of the output: input (default), model (the model's GSD) or a pixel size in METRES")
+    p.add_argument("--on-read-error", choices=("fail", "nodata"), default="fail",
+                   help="a window GDAL cannot read: fail (default) or leave it nodata and report it")
     p.add_argument("--scheduler", help="run on Dask: local[N] (N worker processes) or tcp://HOST:PORT; "
                                        "OUTPUT .tif gives a COG, .vrt a VRT over the parts; a killed run resumes")
-    p.add_argument("--part-rows", type=int, default=2048, help="rows per Dask task (default 2048)")
+    p.add_argument("--part-rows", type=_positive(1), default=2048, help="rows per Dask task (default 2048)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(func=_classify)
 
@@ -218,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", required=True, help="training config JSON (pairs, classes, hyper-parameters)")
     p.add_argument("--output", help="ONNX file to write (a model card .md is written beside it)")
     p.add_argument("--run-dir", type=Path, help="run folder (default runs/NAME-TIMESTAMP)")
-    p.add_argument("--steps", type=int, help="override the config's number of steps")
+    p.add_argument("--steps", type=_positive(1), help="override the config's number of steps")
     p.add_argument("--seed", type=int, help="override the config's random seed")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any config key (VALUE as JSON), e.g. --set architecture=fpn --set 'loss={\"ce\":1,\"dice\":1}'")
@@ -232,7 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--map", help="reference codes onto class values, e.g. 13-19:13,0:255")
     p.add_argument("--ignore", help="reference codes not scored, e.g. 0,255")
     p.add_argument("--json", type=Path, help="write all numbers as JSON")
-    p.add_argument("--report", type=Path, help="write a Markdown report (and a confusion-matrix PNG beside it)")
+    p.add_argument("--report", type=Path, help="write a Markdown report (.md, and a confusion-matrix PNG beside it)")
     p.set_defaults(func=_evaluate)
 
     p = sub.add_parser("chips", help="cut aligned image/label training chips with a manifest")
@@ -240,9 +298,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("label", help="label raster (any grid if both are georeferenced: warped with nearest), or "
                                  "polygons (GeoPackage, Shapefile, GeoJSON…) with --label-field")
     p.add_argument("output", help="new folder for images/, labels/ and manifest.csv")
-    p.add_argument("--size", type=int, default=256, help="chip edge in px (default 256)")
-    p.add_argument("--stride", type=int, help="px between chips (default: the size)")
-    p.add_argument("--max-ignore", type=float, default=0.5, help="skip chips with more ignore pixels than this fraction")
+    p.add_argument("--size", type=_positive(1), default=256, help="chip edge in px (default 256)")
+    p.add_argument("--stride", type=_positive(1), help="px between chips (default: the size)")
+    p.add_argument("--max-ignore", type=_fraction, default=0.5, help="skip chips with more ignore pixels than this fraction")
     p.add_argument("--ignore", default="0", help="label codes that mean 'no label' (default 0)")
     p.add_argument("--label-field", help="polygon labels: the field holding each polygon's integer code")
     p.set_defaults(func=_chips)
@@ -250,8 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("vectorize", help="class raster to styled polygons (GeoPackage)")
     p.add_argument("classes", help="class raster written by `landcover classify`")
     p.add_argument("output", help="GeoPackage (.gpkg) to write; a .qml style is written beside it")
-    p.add_argument("--sieve", type=int, default=0, help="merge regions smaller than this many px first (default 0: off)")
-    p.add_argument("--min-area", type=float, default=0.0, help="drop polygons smaller than this area (m²)")
+    p.add_argument("--sieve", type=_positive(0), default=0, help="merge regions smaller than this many px first (default 0: off)")
+    p.add_argument("--min-area", type=_non_negative_float, default=0.0, help="drop polygons smaller than this area (m²)")
     p.set_defaults(func=_vectorize)
 
     p = sub.add_parser("diagnostics", help="versions, execution providers (available and used) and bundled models")
@@ -265,19 +323,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _terminate(signum, frame):  # SIGTERM (timeout, schedulers, systemd) stops a run like Ctrl-C
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
-    import rasterio
+    from .engine.reader import gdal_cache
 
     args = build_parser().parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _terminate) if _main_thread() else None
     try:
-        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
+        with gdal_cache():
             return args.func(args)
     except LandcoverError as exc:
         print(f"landcover: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("landcover: interrupted", file=sys.stderr)
+    except (KeyboardInterrupt, Cancelled):
+        print("landcover: interrupted; nothing was written", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `landcover models | head`: the reader has gone, stop quietly
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
 
 
 if __name__ == "__main__":

@@ -34,7 +34,6 @@ def diagnostics(added: dict[str, Path] | None = None) -> dict:
     """A dict of versions, devices, providers and models (name → classes, bands, GSD, path or error):
     the bundled ones and ``added`` (name → path, e.g. from the QGIS model manager)."""
     import onnxruntime as ort
-    import rasterio
     from osgeo import gdal
 
     from .errors import LandcoverError
@@ -60,7 +59,7 @@ def diagnostics(added: dict[str, Path] | None = None) -> dict:
         "landcover": __version__, "python": platform.python_version(), "platform": platform.platform(),
         "devices": device_names(), "onnxruntime": ort.__version__,
         "onnxruntime_device": ort.get_device(), "available_providers": ort.get_available_providers(),
-        "provider_used_for_auto": used, "gdal": gdal.__version__, "rasterio": rasterio.__version__, "models": models,
+        "provider_used_for_auto": used, "gdal": gdal.__version__, "models": models,
     }
 
 
@@ -74,7 +73,7 @@ def diagnostics_text(report: dict | None = None) -> str:
              f"onnxruntime {d['onnxruntime']} ({d['onnxruntime_device']} build); available execution providers: "
              f"{', '.join(d['available_providers'])}",
              f"execution provider used for device 'auto': {d['provider_used_for_auto']}",
-             f"GDAL {d['gdal']}, rasterio {d['rasterio']}", "models (bundled, and added in QGIS):"]
+             f"GDAL {d['gdal']}", "models (bundled, and added in QGIS):"]
     for name, m in d["models"].items():
         if "error" in m:
             lines.append(f"  {name}: ERROR {m['error']}")

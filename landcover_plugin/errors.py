@@ -9,5 +9,8 @@ class ModelError(LandcoverError):
     """An ONNX model that cannot be read, or whose metadata does not follow the schema."""
 
 
-class Cancelled(LandcoverError):
-    """The user cancelled the run; no output was written."""
+class Cancelled(Exception):
+    """The user cancelled the run (or the process was asked to stop); nothing was written.
+
+    Not a ``LandcoverError``: every host treats it the same way — it stops quietly, reports
+    "cancelled" and leaves no output (CLI exit status 130)."""

@@ -11,15 +11,17 @@ blocks of rows, so memory does not grow with their size.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-from rasterio.windows import Window
 
-from .engine.reader import on_grid, open_raster
+from .engine.reader import grid_of, on_grid, open_raster, read_window
+from .engine.windows import PixelWindow
+from .engine.writer import read_classes_tag
 from .errors import LandcoverError
 from .metrics import scores
+from .outputs import AtomicOutputs
 
 BLOCK_ROWS = 1024
 
@@ -36,71 +38,102 @@ class EvaluateParams:
     classes: dict[int, str] | None = None
 
 
-def evaluate(params: EvaluateParams) -> dict:
-    """Score the prediction; returns a dict with ``classes``, ``values``, ``confusion`` (K×K, rows =
-    reference), ``scored_pixels``, ``unclassified_pixels`` and everything ``metrics.scores`` gives.
+@dataclass
+class EvaluateResult:
+    """Scores of a prediction against a reference (``metrics.scores``; per-class lists follow
+    ``classes``). ``confusion``: K×K pixel counts, rows = reference."""
 
-    Raises ``LandcoverError`` for missing/unreadable rasters, grids that cannot be aligned, unknown
-    class names, or reference values that are neither a class nor ignored."""
+    prediction: str
+    reference: str
+    classes: list[str]
+    values: list[int]
+    confusion: list[list[int]]
+    scored_pixels: int
+    unclassified_pixels: int
+    overall_accuracy: float
+    kappa: float
+    miou: float
+    precision: list[float]
+    recall: list[float]
+    f1: list[float]
+    iou: list[float]
+    present: list[bool]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def summary(self) -> str:
+        """Overall figures, then a per-class table."""
+        lines = [f"overall accuracy {self.overall_accuracy:.4f}, kappa {self.kappa:.4f}, mIoU {self.miou:.4f} over "
+                 f"{sum(self.present)} classes; {self.scored_pixels:,} pixels scored",
+                 f"{'class':<24}{'precision':>10}{'recall':>10}{'F1':>8}{'IoU':>8}"]
+        for i, name in enumerate(self.classes):
+            lines.append(f"{name:<24}{self.precision[i]:>10.3f}{self.recall[i]:>10.3f}{self.f1[i]:>8.3f}{self.iou[i]:>8.3f}")
+        return "\n".join(lines)
+
+
+def evaluate(params: EvaluateParams) -> EvaluateResult:
+    """Score the prediction against the reference.
+
+    Raises ``LandcoverError`` for missing/unreadable rasters, grids that cannot be aligned, a prediction
+    without class metadata, or reference values that are neither a class nor ignored."""
     pred_path, ref_path = Path(params.prediction), Path(params.reference)
-    with open_raster(pred_path, "prediction") as pred, open_raster(ref_path, "reference") as ref_ds:
-        classes = params.classes
-        if classes is None:
-            tag = pred.tags().get("LANDCOVER_CLASSES")
-            if not tag:
-                raise LandcoverError(f"{pred_path} has no LANDCOVER_CLASSES tag: evaluate a class raster written by "
-                                     "landcover classify (or pass EvaluateParams.classes from Python)")
-            classes = {int(k): v for k, v in json.loads(tag).items()}
-        values = sorted(classes)
-        k = len(values)
-        nodata = pred.nodata if pred.nodata is not None else 255
-        to_index = np.full(256, -1, np.int64)  # prediction value → class index (-1: unclassified)
-        to_index[values] = np.arange(k)
-        ref_lut = np.arange(256)
-        for code, value in params.mapping.items():
-            ref_lut[code] = value
-        ref_lut = np.where(np.isin(np.arange(256), params.ignore), -2, to_index[np.clip(ref_lut, 0, 255)])
-        ref = on_grid(ref_ds, pred, "reference")
-        cm = np.zeros((k, k), np.int64)
-        unclassified = 0
-        try:
-            for row in range(0, pred.height, BLOCK_ROWS):
-                window = Window(0, row, pred.width, min(BLOCK_ROWS, pred.height - row))
-                p = pred.read(1, window=window)
-                r = ref.read(1, window=window)
-                if r.max(initial=0) > 255 or r.min(initial=0) < 0:
-                    raise LandcoverError("reference values must lie in 0..255")
-                r_idx = ref_lut[r.astype(np.int64)]
-                unknown = r_idx == -1
-                if unknown.any():
-                    bad = sorted(set(np.unique(r[unknown]).tolist()))[:10]
-                    raise LandcoverError(f"reference values {bad} are neither prediction classes {values} nor "
-                                         "ignored: map them with --map CODE:VALUE or skip them with --ignore")
-                scored = r_idx >= 0
-                p_idx = to_index[p]
-                unclassified += int((scored & ((p == nodata) | (p_idx < 0))).sum())
-                keep = scored & (p_idx >= 0)
-                cm += np.bincount(r_idx[keep] * k + p_idx[keep], minlength=k * k).reshape(k, k)
-        finally:
-            if ref is not ref_ds:
-                ref.close()
-    names = [classes[v] for v in values]
-    return {"prediction": str(pred_path), "reference": str(ref_path), "classes": names, "values": values,
-            "confusion": cm.tolist(), "scored_pixels": int(cm.sum()), "unclassified_pixels": unclassified,
-            **scores(cm)}
+    pred = open_raster(pred_path, "prediction")
+    ref_ds = open_raster(ref_path, "reference")
+    classes = params.classes or read_classes_tag(pred, str(pred_path), "evaluate a class raster written by landcover "
+                                                 "classify (or pass EvaluateParams.classes from Python)")
+    values = sorted(classes)
+    k = len(values)
+    nodata = pred.GetRasterBand(1).GetNoDataValue()
+    nodata = 255 if nodata is None else int(nodata)
+    to_index = np.full(256, -1, np.int64)  # prediction value → class index (-1: unclassified)
+    to_index[values] = np.arange(k)
+    ref_lut = np.arange(256)
+    for code, value in params.mapping.items():
+        ref_lut[code] = value
+    ref_lut = np.where(np.isin(np.arange(256), params.ignore), -2, to_index[np.clip(ref_lut, 0, 255)])
+    grid = grid_of(pred)
+    ref = on_grid(ref_ds, grid, str(ref_path), f"prediction {pred_path}", "reference")
+    cm = np.zeros((k, k), np.int64)
+    unclassified = 0
+    for row in range(0, grid.height, BLOCK_ROWS):
+        window = PixelWindow(0, row, grid.width, min(BLOCK_ROWS, grid.height - row))
+        p = read_window(pred, (1,), window, str(pred_path))[0]
+        r = read_window(ref, (1,), window, str(ref_path))[0]
+        if r.max(initial=0) > 255 or r.min(initial=0) < 0:
+            raise LandcoverError(f"reference values must lie in 0..255 ({ref_path} has {r.min()}..{r.max()}): give a label raster")
+        r_idx = ref_lut[r.astype(np.int64)]
+        unknown = r_idx == -1
+        if unknown.any():
+            bad = sorted(set(np.unique(r[unknown]).tolist()))[:10]
+            raise LandcoverError(f"reference values {bad} are neither prediction classes {values} nor "
+                                 "ignored: map them with --map CODE:VALUE or skip them with --ignore")
+        scored = r_idx >= 0
+        p_idx = to_index[p.astype(np.int64)]
+        unclassified += int((scored & ((p == nodata) | (p_idx < 0))).sum())
+        keep = scored & (p_idx >= 0)
+        cm += np.bincount(r_idx[keep] * k + p_idx[keep], minlength=k * k).reshape(k, k)
+    return EvaluateResult(str(pred_path), str(ref_path), [classes[v] for v in values], values, cm.tolist(), int(cm.sum()),
+                          unclassified, **scores(cm))
 
 
 def _fmt(x: float) -> str:
     return "n/a" if x != x else f"{x:.3f}"
 
 
-def write_report(result: dict, json_path: Path | None = None, report_path: Path | None = None) -> None:
-    """JSON of ``result``; a Markdown report and, beside it, the confusion-matrix PNG (row-normalised)."""
-    if json_path:
-        Path(json_path).write_text(json.dumps(result, indent=2))
-    if not report_path:
-        return
-    report_path = Path(report_path)
+def write_report(evaluation: EvaluateResult, json_path: Path | None = None, report_path: Path | None = None) -> None:
+    """JSON of the result; a Markdown report and, beside it, the confusion-matrix PNG (row-normalised).
+    Each file is written under a temporary name and renamed when complete."""
+    result = evaluation.to_dict()
+    with AtomicOutputs() as outputs:
+        if json_path:
+            outputs.add(json_path).write_text(json.dumps(result, indent=2))
+        if report_path:
+            _write_report(result, Path(report_path), outputs)
+        outputs.commit()
+
+
+def _write_report(result: dict, report_path: Path, outputs: AtomicOutputs) -> None:
     png = report_path.with_suffix(".png")
     cm = np.array(result["confusion"], float)
     names = result["classes"]
@@ -124,7 +157,7 @@ def write_report(result: dict, json_path: Path | None = None, report_path: Path 
     ax.set_ylabel("reference")
     ax.set_title("confusion matrix (share of each reference class)")
     fig.tight_layout()
-    fig.savefig(png)
+    fig.savefig(outputs.add(png), format="png")
     plt.close(fig)
     rows = "\n".join(
         f"| {n} | {v} | {int(cm[i].sum()):,} | {_fmt(result['precision'][i])} | {_fmt(result['recall'][i])} | "
@@ -132,7 +165,7 @@ def write_report(result: dict, json_path: Path | None = None, report_path: Path 
         for i, (n, v) in enumerate(zip(names, result["values"])))
     header = "| reference ↓ predicted → | " + " | ".join(names) + " |"
     matrix = "\n".join(f"| {n} | " + " | ".join(f"{int(c):,}" for c in cm[i]) + " |" for i, n in enumerate(names))
-    report_path.write_text(f"""# Accuracy report
+    outputs.add(report_path).write_text(f"""# Accuracy report
 
 - Prediction: `{result['prediction']}`
 - Reference: `{result['reference']}`

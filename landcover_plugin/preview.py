@@ -5,29 +5,37 @@ decimated (at most ``max_size`` px a side) by GDAL's overview/nearest reading.
 """
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
-import rasterio
-from rasterio.enums import ColorInterp, Resampling
+from osgeo import gdal
+
+from .engine.reader import color_names, open_raster
+from .engine.writer import read_classes_tag
 
 
-def _out_shape(ds, max_size: int) -> tuple[int, int]:
-    scale = min(1.0, max_size / max(ds.width, ds.height))
-    return max(1, round(ds.height * scale)), max(1, round(ds.width * scale))
+def _out_shape(ds: gdal.Dataset, max_size: int) -> tuple[int, int]:
+    scale = min(1.0, max_size / max(ds.RasterXSize, ds.RasterYSize))
+    return max(1, round(ds.RasterYSize * scale)), max(1, round(ds.RasterXSize * scale))
+
+
+def _read(ds: gdal.Dataset, bands: list[int], max_size: int, resampling: str) -> np.ndarray:
+    h, w = _out_shape(ds, max_size)
+    data = ds.ReadAsArray(0, 0, ds.RasterXSize, ds.RasterYSize, buf_xsize=w, buf_ysize=h, band_list=bands,
+                          resample_alg=getattr(gdal, f"GRIORA_{resampling}"))
+    return data[None] if data.ndim == 2 else data
 
 
 def read_rgb(path: str | Path, max_size: int = 1200) -> np.ndarray:
     """``(H, W, 3)`` float in [0, 1]: R, G, B by colour interpretation (else bands 1–3, or grey),
     stretched between the 2nd and 98th percentiles when not 8-bit."""
-    with rasterio.open(path) as ds:
-        ci = list(ds.colorinterp)
-        wanted = [ColorInterp.red, ColorInterp.green, ColorInterp.blue]
-        bands = [ci.index(c) + 1 for c in wanted] if all(c in ci for c in wanted) else [1, 2, 3] if ds.count >= 3 else [1] * 3
-        data = ds.read(bands, out_shape=(3, *_out_shape(ds, max_size)), resampling=Resampling.average).astype(np.float64)
-    if data.max() > 255 or data.dtype.kind == "f":
+    ds = open_raster(path)
+    ci = color_names(ds)
+    wanted = ["red", "green", "blue"]
+    bands = [ci.index(c) + 1 for c in wanted] if all(c in ci for c in wanted) else [1, 2, 3] if ds.RasterCount >= 3 else [1] * 3
+    data = _read(ds, bands, max_size, "Average").astype(np.float64)
+    if data.max() > 255 or gdal.GetDataTypeName(ds.GetRasterBand(1).DataType).startswith("Float"):
         lo, hi = np.nanpercentile(data, [2, 98])
         data = (data - lo) / max(hi - lo, 1e-9)
     else:
@@ -43,12 +51,13 @@ def render(input_path: str | Path, class_path: str | Path, png: str | Path, max_
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
 
-    with rasterio.open(class_path) as ds:
-        classes = ds.read(1, out_shape=_out_shape(ds, max_size), resampling=Resampling.nearest)
-        cmap = ds.colormap(1)
-        names = {int(k): v for k, v in json.loads(ds.tags().get("LANDCOVER_CLASSES", "{}")).items()}
-        nodata = ds.nodata
-        model = ds.tags().get("LANDCOVER_MODEL", "")
+    ds = open_raster(class_path, "class raster")
+    classes = _read(ds, [1], max_size, "NearestNeighbour")[0]
+    table = ds.GetRasterBand(1).GetColorTable()
+    cmap = {i: table.GetColorEntry(i) for i in range(table.GetCount())} if table else {}
+    names = read_classes_tag(ds, str(class_path))
+    nodata = ds.GetRasterBand(1).GetNoDataValue()
+    model = ds.GetMetadataItem("LANDCOVER_MODEL") or ""
     rgba = np.zeros((*classes.shape, 4))
     for value in np.unique(classes):
         if value != nodata:

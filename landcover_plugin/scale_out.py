@@ -1,13 +1,13 @@
-"""Scale-out on Dask (https://www.dask.org): one raster split into bands of rows, each band classified
-by a Dask task into a part file, the parts assembled into a COG (or kept behind a VRT).
+"""Scale-out on Dask (https://www.dask.org): one raster split into bands of output rows, each band
+classified by a Dask task into a part file, the parts assembled into a COG (or kept behind a VRT).
 
 Each part is computed from exactly the windows of the whole raster's grid that touch its rows, added
 in the same order (``ClassifyParams.row_range``), so the assembled output is identical to a
 single-process run. Parts are written under temporary names and renamed when complete; a run that is
 killed keeps its finished parts in ``OUTPUT.parts/`` and the next run with the same arguments skips
-them. Schedulers: ``local[N]`` (a ``LocalCluster`` of N single-threaded worker processes on this
-machine) or ``tcp://HOST:PORT`` (an existing ``dask.distributed`` scheduler whose workers see the same
-paths).
+them (and removes the killed run's temporaries). Schedulers: ``local[N]`` (a ``LocalCluster`` of N
+single-threaded worker processes on this machine) or ``tcp://HOST:PORT`` (an existing
+``dask.distributed`` scheduler whose workers see the same paths).
 """
 from __future__ import annotations
 
@@ -15,17 +15,37 @@ import json
 import os
 import re
 import shutil
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Callable
 
-from .engine.classify import ClassifyParams, check_output, classify
-from .engine.reader import open_raster
+from osgeo import gdal
+
+from .engine.classify import ClassifyParams, classify, output_grid
+from .engine.reader import gdal_cache, gdal_errors, last_error
+from .engine.writer import finish_class_raster
 from .errors import LandcoverError
+from .feedback import Feedback
 from .model.adapter import read_metadata, sha256
 from .model.registry import resolve_model
+from .outputs import AtomicOutputs, check_output_path, remove_stale
 
 DEFAULT_PART_ROWS = 2048
+
+
+@dataclass
+class ScaleOutResult:
+    """Parts of a Dask run, how many were skipped as already finished, seconds per part, providers."""
+
+    output: Path
+    scheduler: str
+    parts: int
+    skipped: int
+    providers: list[str]
+    part_seconds: list[float]
+
+    def summary(self) -> str:
+        return (f"Wrote {self.output}: {self.parts} parts on {self.scheduler} ({self.skipped} skipped as already "
+                f"finished), providers {', '.join(self.providers) or 'n/a'}")
 
 
 def plan_parts(height: int, part_rows: int) -> list[tuple[int, int]]:
@@ -41,14 +61,10 @@ def _part_path(folder: Path, y0: int, y1: int) -> Path:
 
 def _classify_part(params: ClassifyParams, y0: int, y1: int, path: str) -> dict:
     """Dask task: classify rows ``[y0, y1)`` into ``path`` unless a finished part is already there."""
-    import rasterio
-
-    from .cli import GDAL_CACHE_MB
-
     if Path(path).exists():
         return {"part": path, "skipped": True}
-    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
-        result = classify(replace(params, output=path, confidence=None, row_range=(y0, y1)), info=lambda m: None)
+    with gdal_cache():
+        result = classify(replace(params, output=path, confidence=None, areas=None, row_range=(y0, y1)))
     return {"part": path, "skipped": False, "provider": result.provider, "seconds": result.seconds}
 
 
@@ -77,60 +93,61 @@ def _client(scheduler: str):
 
 def _assemble(parts: list[Path], output: Path, meta, tags: dict) -> None:
     """Parts → a VRT (``.vrt`` output, parts kept) or a COG with mode overviews (``.tif`` output)."""
-    from osgeo import gdal
-
-    from .engine.writer import finish_class_raster, tmp_name
-
     as_vrt = output.suffix.lower() == ".vrt"
-    vrt_path = tmp_name(output) if as_vrt else parts[0].parent / "parts.vrt"
-    vrt = gdal.BuildVRT(str(vrt_path), [str(p) for p in parts])
-    if vrt is None:
-        raise LandcoverError(f"GDAL could not build a VRT over the parts in {parts[0].parent}: {gdal.GetLastErrorMsg()}")
-    vrt.SetMetadata(tags)
-    tmp = vrt_path
-    if not as_vrt:
-        tmp = tmp_name(output)
-        options = gdal.TranslateOptions(format="COG", creationOptions=[
-            "COMPRESS=DEFLATE", "BIGTIFF=IF_SAFER", "OVERVIEW_RESAMPLING=MODE", "BLOCKSIZE=256"])
-        if gdal.Translate(str(tmp), vrt, options=options) is None:
-            raise LandcoverError(f"GDAL could not write the COG {output}: {gdal.GetLastErrorMsg()}")
-    vrt = None
-    finish_class_raster(tmp, output, meta)
+    with AtomicOutputs() as outputs, gdal_errors():
+        tmp = outputs.add(output)
+        vrt_path = tmp if as_vrt else parts[0].parent / "parts.vrt"
+        vrt = gdal.BuildVRT(str(vrt_path), [str(p) for p in parts])
+        if vrt is None:
+            raise LandcoverError(f"GDAL could not build a VRT over the parts in {parts[0].parent}: {last_error()}")
+        vrt.SetMetadata(tags)
+        if not as_vrt:
+            options = gdal.TranslateOptions(format="COG", creationOptions=[
+                "COMPRESS=DEFLATE", "BIGTIFF=IF_SAFER", "OVERVIEW_RESAMPLING=MODE", "BLOCKSIZE=256"])
+            if gdal.Translate(str(tmp), vrt, options=options) is None:
+                raise LandcoverError(f"GDAL could not write the COG {output}: {last_error()}: check the free disk space")
+        vrt = None
+        finish_class_raster(outputs, tmp, output, meta)
+        outputs.commit()
 
 
 def classify_dask(params: ClassifyParams, scheduler: str, part_rows: int = DEFAULT_PART_ROWS,
-                  info: Callable[[str], None] = print) -> dict:
+                  feedback: Feedback | None = None) -> ScaleOutResult:
     """Classify ``params.input`` on Dask into ``params.output`` (``.tif``: COG; ``.vrt``: VRT over the
-    parts). Returns a summary dict (parts, skipped, seconds per part, provider).
+    parts).
 
-    Raises ``LandcoverError`` for bad arguments (as ``classify``), an unknown scheduler or a
-    confidence output (not supported here)."""
-    import rasterio
-
-    if params.confidence:
-        raise LandcoverError("--confidence is not supported with --scheduler yet: run without a scheduler")
-    parse_scheduler(scheduler)  # before anything is written
-    output = Path(params.output)
-    input_path = Path(params.input)
-    with open_raster(input_path) as src:
-        height = src.height
-    check_output(input_path, output, suffixes=(".tif", ".tiff", ".vrt"))
+    Every argument is checked before anything is written. Raises ``LandcoverError`` for bad arguments
+    (as ``classify``), an unknown scheduler, or a confidence or class-area output (not supported here)."""
+    feedback = feedback or Feedback()
+    if params.confidence or params.areas:
+        raise LandcoverError("--confidence and --areas are not supported with --scheduler yet: run without a scheduler")
+    parse_scheduler(scheduler)
+    if part_rows < 1:
+        raise LandcoverError(f"part rows must be at least 1, got {part_rows}")
+    input_path = Path(params.input)  # type: ignore[arg-type]
+    suffixes = (".tif", ".tiff", ".vrt")
+    output = check_output_path(params.output, "output", suffixes, (input_path,))
+    folder = output.with_name(output.name + ".parts")
+    if folder.exists() and not folder.is_dir():
+        raise LandcoverError(f"{folder} exists and is not a folder: move it away (the parts of a run go there)")
     model_path = resolve_model(params.model)
     meta = read_metadata(model_path)
-    folder = output.with_name(output.name + ".parts")
+    height = output_grid(params, suffixes).height  # validates the input, bands and resolution before any work
+    ranges = plan_parts(height, part_rows)
     folder.mkdir(exist_ok=True)
+    remove_stale(folder)
     # Parts are reused only by a run with the same arguments (a different model or tiling would differ).
     fingerprint = {"input": str(input_path.resolve()), "model_sha256": sha256(model_path), "part_rows": part_rows,
-                   **{k: v for k, v in asdict(params).items() if k in ("tile_size", "overlap", "bands", "tta")}}
+                   **{k: v for k, v in asdict(params).items()
+                      if k in ("tile_size_px", "overlap_px", "bands", "tta", "gsd", "output_resolution")}}
     recorded = folder / "arguments.json"
     if recorded.exists() and json.loads(recorded.read_text()) != json.loads(json.dumps(fingerprint)):
         raise LandcoverError(f"{folder} holds parts of a run with other arguments ({recorded}): delete the folder "
                              "or rerun with the same arguments")
     recorded.write_text(json.dumps(fingerprint, indent=2))
-    ranges = plan_parts(height, part_rows)
     finished = sum(_part_path(folder, *r).exists() for r in ranges)
     if finished:
-        info(f"Resuming: {finished} of {len(ranges)} parts already finished in {folder}")
+        feedback.info(f"Resuming: {finished} of {len(ranges)} parts already finished in {folder}")
     client, threads = _client(scheduler)
     try:
         task = replace(params, threads=params.threads or threads)
@@ -142,15 +159,15 @@ def classify_dask(params: ClassifyParams, scheduler: str, part_rows: int = DEFAU
         if client.cluster is not None:
             client.cluster.close()
     parts = [_part_path(folder, *r) for r in ranges]
-    with rasterio.open(parts[0]) as first:
-        tags = dict(first.tags())
+    first = gdal.Open(str(parts[0]))
+    tags = dict(first.GetMetadata())
+    first = None
     tags.update(LANDCOVER_SCHEDULER=scheduler, LANDCOVER_PARTS=str(len(parts)))
     _assemble(parts, output, meta, tags)
     if output.suffix.lower() != ".vrt":
         shutil.rmtree(folder)
-    summary = {"parts": len(parts), "skipped": sum(r["skipped"] for r in results),
-               "providers": sorted({r["provider"] for r in results if not r["skipped"]}),
-               "part_seconds": [round(r.get("seconds", 0), 2) for r in results]}
-    info(f"Wrote {output}: {summary['parts']} parts on {scheduler} ({summary['skipped']} skipped as already "
-         f"finished), providers {', '.join(summary['providers']) or 'n/a'}")
-    return summary
+    result = ScaleOutResult(output, scheduler, len(parts), sum(r["skipped"] for r in results),
+                            sorted({r["provider"] for r in results if not r["skipped"]}),
+                            [round(r.get("seconds", 0), 2) for r in results])
+    feedback.info(result.summary())
+    return result

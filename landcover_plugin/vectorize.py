@@ -6,23 +6,35 @@ classes' colours). Nodata pixels give no polygons. Written under a temporary nam
 """
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
+from .engine.reader import gdal_errors, last_error, open_raster
+from .engine.writer import read_classes_tag
 from .errors import LandcoverError
+from .outputs import AtomicOutputs, check_output_path
 
 
 @dataclass
 class VectorizeParams:
-    """``sieve``: minimum region size in px (0: none); ``min_area``: drop polygons below this many m²."""
+    """``sieve_px``: minimum region size in px (0: none); ``min_area_m2``: drop polygons below this area."""
 
     classes: str | Path
     output: str | Path
-    sieve: int = 0
-    min_area: float = 0.0
+    sieve_px: int = 0
+    min_area_m2: float = 0.0
+
+
+@dataclass
+class VectorizeResult:
+    """Polygons written and the GeoPackage."""
+
+    polygons: int
+    output: Path
+
+    def summary(self) -> str:
+        return f"Wrote {self.polygons} polygons to {self.output} (+ .qml style)"
 
 
 def vector_qml(values, names, colors) -> str:
@@ -48,27 +60,19 @@ def vector_qml(values, names, colors) -> str:
 """
 
 
-def vectorize(params: VectorizeParams) -> dict:
-    """Polygonize ``params.classes`` into ``params.output`` (.gpkg). Returns {"polygons": n, "output": path}.
+def vectorize(params: VectorizeParams) -> VectorizeResult:
+    """Polygonize ``params.classes`` into ``params.output`` (.gpkg) and its ``.qml``, atomically.
 
-    Raises ``LandcoverError`` for a missing input, an input without Landcover class metadata, or an
-    output that is not a .gpkg in a writable folder."""
+    Raises ``LandcoverError`` for a missing input, an input without Landcover class metadata, a
+    geographic CRS, or an output that is not a .gpkg in a writable folder."""
     from osgeo import gdal, ogr, osr
 
-    src_path, output = Path(params.classes), Path(params.output)
-    if not src_path.exists():
-        raise LandcoverError(f"class raster not found: {src_path}")
-    if output.suffix.lower() != ".gpkg":
-        raise LandcoverError(f"output {output} must be a GeoPackage (.gpkg)")
-    if not output.resolve().parent.is_dir():
-        raise LandcoverError(f"folder {output.resolve().parent} does not exist: create it first")
-    src = gdal.Open(str(src_path))
-    if src is None:
-        raise LandcoverError(f"{src_path} is not a raster GDAL can read")
-    tag = src.GetMetadataItem("LANDCOVER_CLASSES")
-    if not tag:
-        raise LandcoverError(f"{src_path} has no LANDCOVER_CLASSES metadata: vectorize a raster written by landcover classify")
-    classes = {int(k): v for k, v in json.loads(tag).items()}
+    src_path = Path(params.classes)
+    output = check_output_path(params.output, "output", (".gpkg",), (src_path,))
+    if params.sieve_px < 0 or params.min_area_m2 < 0:
+        raise LandcoverError(f"sieve and minimum area must be >= 0, got {params.sieve_px} px and {params.min_area_m2} m²")
+    src = open_raster(src_path, "class raster")
+    classes = read_classes_tag(src, str(src_path), "vectorize a raster written by landcover classify")
     band = src.GetRasterBand(1)
     ct = band.GetColorTable()
     colors = ["#%02x%02x%02x" % ct.GetColorEntry(v)[:3] if ct else "#888888" for v in classes]
@@ -79,35 +83,36 @@ def vectorize(params: VectorizeParams) -> dict:
     mem = gdal.GetDriverByName("MEM").CreateCopy("", src)
     mem_band = mem.GetRasterBand(1)
     mask = mem_band.GetMaskBand()
-    if params.sieve > 1:
-        gdal.SieveFilter(mem_band, mask, mem_band, params.sieve, 4)
-    tmp = output.with_name(f".{output.stem}.part{os.getpid()}.gpkg")
-    ds = ogr.GetDriverByName("GPKG").CreateDataSource(str(tmp))
-    layer = ds.CreateLayer("land_cover", srs=srs, geom_type=ogr.wkbPolygon)
-    layer.CreateField(ogr.FieldDefn("class_value", ogr.OFTInteger))
-    try:
-        if gdal.Polygonize(mem_band, mask, layer, 0) != 0:
-            raise LandcoverError(f"GDAL could not polygonize {src_path}: {gdal.GetLastErrorMsg()}")
-        layer.CreateField(ogr.FieldDefn("class_name", ogr.OFTString))
-        layer.CreateField(ogr.FieldDefn("area_m2", ogr.OFTReal))
-        ds.StartTransaction()
-        count = 0
-        for feature in list(layer):
-            area = feature.GetGeometryRef().GetArea()
-            if area < params.min_area or feature["class_value"] not in classes:
-                layer.DeleteFeature(feature.GetFID())
-                continue
-            feature["class_name"] = classes[feature["class_value"]]
-            feature["area_m2"] = area
-            layer.SetFeature(feature)
-            count += 1
-        ds.CommitTransaction()
-        del layer
-        ds = None
-        output.with_suffix(".qml").write_text(vector_qml(list(classes), list(classes.values()), colors))
-        os.replace(tmp, output)
-    except BaseException:
-        ds = None
-        tmp.unlink(missing_ok=True)
-        raise
-    return {"polygons": count, "output": str(output)}
+    if params.sieve_px > 1:
+        gdal.SieveFilter(mem_band, mask, mem_band, params.sieve_px, 4)
+    with AtomicOutputs() as outputs:
+        tmp = outputs.add(output)
+        with gdal_errors():
+            ds = ogr.GetDriverByName("GPKG").CreateDataSource(str(tmp))
+            if ds is None:
+                raise LandcoverError(f"cannot create {output} ({last_error()})")
+        layer = ds.CreateLayer("land_cover", srs=srs, geom_type=ogr.wkbPolygon)
+        layer.CreateField(ogr.FieldDefn("class_value", ogr.OFTInteger))
+        try:
+            if gdal.Polygonize(mem_band, mask, layer, 0) != 0:
+                raise LandcoverError(f"GDAL could not polygonize {src_path}: {gdal.GetLastErrorMsg()}")
+            layer.CreateField(ogr.FieldDefn("class_name", ogr.OFTString))
+            layer.CreateField(ogr.FieldDefn("area_m2", ogr.OFTReal))
+            ds.StartTransaction()
+            count = 0
+            for feature in list(layer):
+                area = feature.GetGeometryRef().GetArea()
+                if area < params.min_area_m2 or feature["class_value"] not in classes:
+                    layer.DeleteFeature(feature.GetFID())
+                    continue
+                feature["class_name"] = classes[feature["class_value"]]
+                feature["area_m2"] = area
+                layer.SetFeature(feature)
+                count += 1
+            ds.CommitTransaction()
+        finally:
+            layer = None
+            ds = None
+        outputs.add(output.with_suffix(".qml")).write_text(vector_qml(list(classes), list(classes.values()), colors))
+        outputs.commit()
+    return VectorizeResult(count, output)

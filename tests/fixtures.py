@@ -115,3 +115,11 @@ def box_in(crs, left, bottom, right, top):
 
     ring = [(left, bottom), (right, bottom), (right, top), (left, top), (left, bottom)]
     return transform_geom("EPSG:2154", crs, {"type": "Polygon", "coordinates": [ring]})
+
+
+def crop(src_path, dst_path, col: int, row: int, width: int, height: int | None = None) -> Path:
+    """Copy a window of a real raster to a GeoTIFF (tests never open files in ../shared with QGIS)."""
+    from landcover_plugin.engine.reader import copy_window, open_raster
+    from landcover_plugin.engine.windows import PixelWindow
+
+    return copy_window(open_raster(src_path), PixelWindow(col, row, width, height or width), dst_path)

@@ -27,12 +27,12 @@ def scene(tmp_path):
 
 
 def test_chips_keep_grid_skip_unlabelled_and_count_classes(tmp_path, scene):
-    result = export_chips(ChipParams(*scene, tmp_path / "chips", size=50, stride=40, max_ignore=0.5))
+    result = export_chips(ChipParams(*scene, tmp_path / "chips", size_px=50, stride_px=40, max_ignore=0.5))
     out = tmp_path / "chips"
     with open(out / "manifest.csv") as fh:
         rows = list(csv.DictReader(fh))
     # grid: cols 0,40,70 × rows 0,40,50 = 9 chips; the one at (0,0) is 100 % unlabelled
-    assert result == {"chips": 8, "skipped": 1, "output": str(out)}
+    assert (result.chips, result.skipped, result.output) == (8, 1, out)
     first = rows[0]
     assert (first["col"], first["row"]) == ("40", "0")
     assert int(first["count_0"]) + int(first["count_1"]) + int(first["count_2"]) == 2500
@@ -52,7 +52,7 @@ def test_label_on_another_crs_is_warped_onto_the_image_grid(tmp_path):
                        transform=from_origin(left - 0.001, top + 0.001, (right - left + 0.002) / 200,
                                              (top - bottom + 0.002) / 200)) as dst:
         dst.write(np.full((200, 200), 7, np.uint8), 1)
-    export_chips(ChipParams(image, lab_path, tmp_path / "c", size=30))
+    export_chips(ChipParams(image, lab_path, tmp_path / "c", size_px=30))
     with rasterio.open(tmp_path / "c" / "labels" / "chip_000000.tif") as lab:
         assert (lab.read(1) == 7).all() and lab.crs == CRS.from_string("EPSG:2154")
 

@@ -57,7 +57,7 @@ def test_bad_inputs_give_one_line_and_no_output(tmp_path, scene, model_path, cap
     fails(capsys, ["classify", str(scene), str(out), "--model", str(make_model(tmp_path / "m4.onnx", bands=4))],
           "the input has 3 image band(s) but the model needs 4")
     fails(capsys, ["classify", str(scene), str(tmp_path / "nowhere" / "o.tif"), *m], "does not exist")
-    fails(capsys, ["classify", str(scene), str(scene), *m], "is the input raster")
+    fails(capsys, ["classify", str(scene), str(scene), *m], "is an input")
     fails(capsys, ["classify", str(scene), str(out), "--model", "no-such-model"], "neither a bundled model")
     assert digest(scene) == before
     leftovers = sorted(p.name for p in tmp_path.iterdir())
@@ -68,10 +68,11 @@ def test_bad_inputs_give_one_line_and_no_output(tmp_path, scene, model_path, cap
 def test_unwritable_folder_is_refused(tmp_path, scene, model_path, monkeypatch):
     import os
 
+    from landcover_plugin import outputs
     from landcover_plugin.engine import classify as mod
 
     real = os.access
-    monkeypatch.setattr(mod.os, "access", lambda p, mode: False if str(p) == str(tmp_path / "ro") else real(p, mode))
+    monkeypatch.setattr(outputs.os, "access", lambda p, mode: False if str(p) == str(tmp_path / "ro") else real(p, mode))
     (tmp_path / "ro").mkdir()
     with pytest.raises(mod.LandcoverError, match="is not writable"):
         mod.classify(mod.ClassifyParams(scene, tmp_path / "ro" / "o.tif", model_path))

@@ -35,13 +35,13 @@ def pair(tmp_path):
 def test_hand_computed_with_mapping_ignore_and_nodata(pair):
     result = evaluate(EvaluateParams(*pair, mapping={**parse_mapping("13-19:5"), 9: 2}, ignore=(0,)))
     # Scored (ref, pred): (1,1)(1,1)(2,2)(2,2)(5,5)(5,5)  (5 vs nodata → unclassified)  (5,1)(2,2)(5,5)
-    assert result["classes"] == ["built", "water", "trees"]
-    assert result["confusion"] == [[2, 0, 0], [0, 3, 0], [1, 0, 3]]
-    assert result["unclassified_pixels"] == 1 and result["scored_pixels"] == 9
-    assert result["overall_accuracy"] == pytest.approx(8 / 9)
+    assert result.classes == ["built", "water", "trees"]
+    assert result.confusion == [[2, 0, 0], [0, 3, 0], [1, 0, 3]]
+    assert result.unclassified_pixels == 1 and result.scored_pixels == 9
+    assert result.overall_accuracy == pytest.approx(8 / 9)
     p_e = (2 * 3 + 3 * 3 + 4 * 3) / 81
-    assert result["kappa"] == pytest.approx((8 / 9 - p_e) / (1 - p_e))
-    assert result["iou"] == pytest.approx([2 / 3, 1, 3 / 4])
+    assert result.kappa == pytest.approx((8 / 9 - p_e) / (1 - p_e))
+    assert result.iou == pytest.approx([2 / 3, 1, 3 / 4])
 
 
 def test_unmapped_reference_codes_fail_loudly(pair):
@@ -54,7 +54,7 @@ def test_reference_on_another_grid_is_warped_with_nearest(tmp_path):
     p = write(tmp_path / "p.tif", pred, tags={"LANDCOVER_CLASSES": json.dumps(CLASSES)})
     r = write(tmp_path / "r.tif", np.array([[1, 2], [5, 1]]), res=10.0)  # same area at 10 m
     result = evaluate(EvaluateParams(p, r))
-    assert result["overall_accuracy"] == 1.0 and result["scored_pixels"] == 400
+    assert result.overall_accuracy == 1.0 and result.scored_pixels == 400
 
 
 def test_cli_writes_json_and_report(pair, tmp_path, capsys):

@@ -47,8 +47,8 @@ def test_local_cluster_output_is_identical_to_a_single_process_run(tmp_path, suf
     src = make_raster(tmp_path / "in.tif", dominant_image(300, 140))
     single = classify(ClassifyParams(src, tmp_path / "single.tif", model))
     out = tmp_path / f"dask{suffix}"
-    summary = classify_dask(ClassifyParams(src, out, model), "local[2]", part_rows=70, info=lambda m: None)
-    assert summary["parts"] == 5 and summary["skipped"] == 0
+    summary = classify_dask(ClassifyParams(src, out, model), "local[2]", part_rows=70)
+    assert summary.parts == 5 and summary.skipped == 0
     with rasterio.open(single.output) as a, rasterio.open(out) as b:
         np.testing.assert_array_equal(a.read(1), b.read(1))
         assert (b.crs, b.transform, b.shape) == (a.crs, a.transform, a.shape)
@@ -67,11 +67,11 @@ def test_parts_of_a_run_with_other_arguments_are_not_reused(tmp_path):
     model = make_model(tmp_path / "m.onnx")
     src = make_raster(tmp_path / "in.tif", dominant_image(120, 80))
     out = tmp_path / "o.vrt"  # a VRT output keeps its parts folder
-    classify_dask(ClassifyParams(src, out, model), "local[1]", part_rows=60, info=lambda m: None)
+    classify_dask(ClassifyParams(src, out, model), "local[1]", part_rows=60)
     with pytest.raises(LandcoverError, match="holds parts of a run with other arguments"):
-        classify_dask(ClassifyParams(src, out, model, tile_size=32), "local[1]", part_rows=60, info=lambda m: None)
-    again = classify_dask(ClassifyParams(src, out, model), "local[1]", part_rows=60, info=lambda m: None)
-    assert again["skipped"] == 2
+        classify_dask(ClassifyParams(src, out, model, tile_size_px=32), "local[1]", part_rows=60)
+    again = classify_dask(ClassifyParams(src, out, model), "local[1]", part_rows=60)
+    assert again.skipped == 2
 
 
 def test_a_vrt_output_never_replaces_a_vrt_input(tmp_path):
@@ -83,8 +83,8 @@ def test_a_vrt_output_never_replaces_a_vrt_input(tmp_path):
 
     gdal.BuildVRT(str(vrt), [str(src)]).FlushCache()
     before = vrt.read_bytes()
-    with pytest.raises(LandcoverError, match="is the input raster"):
-        classify_dask(ClassifyParams(vrt, vrt, make_model(tmp_path / "m.onnx")), "local[1]", info=lambda m: None)
+    with pytest.raises(LandcoverError, match="is an input"):
+        classify_dask(ClassifyParams(vrt, vrt, make_model(tmp_path / "m.onnx")), "local[1]")
     assert vrt.read_bytes() == before
 
 

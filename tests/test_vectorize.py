@@ -22,8 +22,8 @@ def blocks():
 def test_polygons_with_names_areas_and_sieve(tmp_path, model_path, sieve, expected):
     src = make_raster(tmp_path / "in.tif", blocks(), res=1.0)
     classes = classify(ClassifyParams(src, tmp_path / "c.tif", model_path)).output
-    result = vectorize(VectorizeParams(classes, tmp_path / "v.gpkg", sieve=sieve))
-    assert result["polygons"] == expected
+    result = vectorize(VectorizeParams(classes, tmp_path / "v.gpkg", sieve_px=sieve))
+    assert result.polygons == expected
     ds = ogr.Open(str(tmp_path / "v.gpkg"))
     rows = sorted((f["class_name"], round(f["area_m2"])) for f in ds.GetLayer(0))
     ds = None
@@ -36,9 +36,9 @@ def test_polygons_with_names_areas_and_sieve(tmp_path, model_path, sieve, expect
 
 def test_bad_input(tmp_path, model_path):
     plain = make_raster(tmp_path / "plain.tif", blocks())
-    with pytest.raises(LandcoverError, match="no LANDCOVER_CLASSES"):
+    with pytest.raises(LandcoverError, match="has no valid LANDCOVER_CLASSES"):
         vectorize(VectorizeParams(plain, tmp_path / "v.gpkg"))
-    with pytest.raises(LandcoverError, match="must be a GeoPackage"):
+    with pytest.raises(LandcoverError, match=r"must end in .gpkg"):
         vectorize(VectorizeParams(plain, tmp_path / "v.shp"))
     geo = make_raster(tmp_path / "geo.tif", blocks(), crs="EPSG:4326", res=0.00001, origin=(3.0, 43.5))
     classes = classify(ClassifyParams(geo, tmp_path / "g.tif", model_path)).output

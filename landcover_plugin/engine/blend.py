@@ -13,7 +13,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .windows import Window
+from .windows import PixelWindow
 
 
 def axis_weights(start: int, size: int, length: int, padding: int = 0) -> np.ndarray:
@@ -36,7 +36,7 @@ def _taper(at_start: bool, at_end: bool, size: int, padding: int) -> np.ndarray:
     return w
 
 
-def tile_weights(w: Window, width: int, height: int, padding: int = 0) -> np.ndarray:
+def tile_weights(w: PixelWindow, width: int, height: int, padding: int = 0) -> np.ndarray:
     """2-D weights ``(h, w)`` float32 for window ``w`` of a ``width`` × ``height`` raster.
 
     Windows of the same size touching the same raster edges share one cached, read-only array."""
@@ -99,7 +99,7 @@ class RowAccumulator:
             self.sums[k, rows, cols] += np.multiply(probs[k], weight, out=scaled)
         self.weights[rows, cols] += weight
 
-    def add(self, w: Window, probs: np.ndarray, weight: np.ndarray) -> None:
+    def add(self, w: PixelWindow, probs: np.ndarray, weight: np.ndarray) -> None:
         """Add probabilities ``(K, h, w)`` times ``weight`` ``(h, w)`` at window ``w``."""
         r0, c0 = w.row - self.top, w.col - self.left
         r1, c1 = r0 + w.height, c0 + w.width
@@ -120,18 +120,38 @@ class RowAccumulator:
         """Finalise rows ``[top, until_row)`` (see ``finalize``), drop them and move the rows below up.
 
         Shifts in chunks no taller than the released band, so no copy of the buffer is made."""
+        n = self._complete(until_row)
+        result = finalize(self.sums[:, :n], self.weights[:n], values, nodata)
+        self._drop(n)
+        return result
+
+    def release_probabilities(self, until_row: int) -> tuple[np.ndarray, np.ndarray]:
+        """Rows ``[top, until_row)`` as blended probabilities ``(K, n, W)`` float32 (the weighted mean
+        over the tiles covering each pixel; 0 where no tile gave weight) and their weight ``(n, W)``
+        float32 (0: no valid tile covered the pixel); then drop them as ``release`` does."""
+        n = self._complete(until_row)
+        weights = self.weights[:n].copy()
+        covered = weights > 0
+        probs = np.divide(self.sums[:, :n], weights, out=np.zeros_like(self.sums[:, :n]), where=covered)
+        self._drop(n)
+        return probs, weights
+
+    def _complete(self, until_row: int) -> int:
+        """Close the window row being added and make rows up to ``until_row`` hold sums; their count."""
         self._close_row()
         n = until_row - self.top
         self._fill_rows(n)
-        result = finalize(self.sums[:, :n], self.weights[:n], values, nodata)
+        return n
+
+    def _drop(self, n: int) -> None:
+        """Forget the first ``n`` rows: move the rows below up, in chunks no taller than ``n``."""
         keep = self.filled - n
         for start in range(0, keep, max(n, 1)):  # source and destination chunks never overlap
             stop = min(start + n, keep)
             self.sums[:, start:stop] = self.sums[:, n + start:n + stop]
             self.weights[start:stop] = self.weights[n + start:n + stop]
         self.filled = keep
-        self.top = until_row
-        return result
+        self.top += n
 
 
 def finalize(sums: np.ndarray, weights: np.ndarray, values: np.ndarray, nodata: int) -> tuple[np.ndarray, np.ndarray]:

@@ -16,20 +16,18 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
-from affine import Affine
-from rasterio.enums import Resampling
-from rasterio.vrt import WarpedVRT
 
-from ..errors import LandcoverError
+from ..feedback import Feedback
 from ..model.adapter import OnnxModel
-from .classify import blended_rows
-from .reader import InputRaster, open_input
+from ..outputs import AtomicOutputs
+from .classify import Tiling, blended_rows
+from .grid import Grid
+from .resample import plan_resolution
+from .source import RasterSource
 from .writer import NODATA, ClassRasterWriter
 
-GSD_MATCH = 0.1  # the raster is used as is when its pixel size is within 10 % of the model's GSD
 ZOOMED_OUT = 2.0  # classify at the canvas resolution when a screen pixel covers more level pixels than this
 
 
@@ -42,20 +40,22 @@ class Level:
     note: str
 
 
-def choose_level(raster_gsd: float | None, model_gsd: float | None, screen_px: float) -> Level:
+def choose_level(raster_gsd: float | None, model_gsd: float | None, screen_px: float, gsd: str | float = "auto") -> Level:
     """The level for a view whose screen pixel covers ``screen_px`` raster pixels (ground sizes in m;
     ``None`` when unknown).
 
-    At the model's GSD (``scale = model_gsd / raster_gsd``, or 1 when either is unknown or they agree
-    within 10 %); when a screen pixel covers more than ``ZOOMED_OUT`` such pixels, the coarser
-    power-of-two multiple of it at or below the canvas resolution, so the work follows the screen.
-    """
-    base, why = 1.0, "the raster's own resolution"
-    if raster_gsd and model_gsd:
-        if abs(model_gsd / raster_gsd - 1) > GSD_MATCH:
-            base, why = model_gsd / raster_gsd, f"the model's GSD, {model_gsd:.3g} m (raster resampled)"
-        else:
-            why = f"the model's GSD, {model_gsd:.3g} m"
+    At the model's GSD (``resample.plan_resolution``: the same grid, refusals and notes as
+    ``landcover classify``); when a screen pixel covers more than ``ZOOMED_OUT`` such pixels, the
+    coarser power-of-two multiple of it at or below the canvas resolution, so the work follows the
+    screen. Raises ``LandcoverError`` where ``plan_resolution`` refuses."""
+    plan = plan_resolution(raster_gsd, model_gsd, gsd)
+    base = plan.factor
+    if plan.resampled:
+        why = f"the model's GSD, {model_gsd:.3g} m (raster resampled)"
+    elif model_gsd and raster_gsd and gsd != "off":
+        why = f"the model's GSD, {model_gsd:.3g} m"
+    else:
+        why = "the raster's own resolution"
     if screen_px / base <= ZOOMED_OUT:
         return Level(base, f"at {why}")
     scale = base * 2 ** math.floor(math.log2(screen_px / base))
@@ -99,12 +99,11 @@ class TileCache:
 
 @dataclass
 class LiveView:
-    """A classified view: ``classes`` ``(H, W)`` uint8 on the level grid (``NODATA`` outside the raster
-    and where invalid), placed by ``transform`` in ``crs``; ``computed``/``cached`` tiles; ``seconds``."""
+    """A classified view: ``classes`` ``(H, W)`` uint8 on ``grid`` (a part of the level's grid; ``NODATA``
+    outside the raster and where invalid); ``computed``/``cached`` tiles; ``seconds``."""
 
     classes: np.ndarray
-    transform: Affine
-    crs: object
+    grid: Grid
     level: Level
     computed: int
     cached: int
@@ -134,53 +133,39 @@ def missing_blocks(tiles: set[tuple[int, int]]) -> list[tuple[int, int, int, int
 
 
 class LiveClassifier:
-    """Classifies views of one raster with one model.
+    """Classifies views of one raster source with one model.
 
-    ``tile`` is the live tile size (px of a level); ``window``/``overlap`` the model's tiling (``None``:
-    its defaults); ``cache`` may be shared between classifiers (keys include raster, bands and model).
-    One view is classified at a time (calls from several threads queue on a lock). Raises
-    ``LandcoverError`` for an unreadable raster or too few bands.
-    """
+    ``tile`` is the live tile size (px of a level); the model's tiling is its default. ``cache`` may be
+    shared between classifiers (keys include the source's ``key`` and the model). One view is
+    classified at a time (calls from several threads queue on a lock). The classifier owns ``source``
+    and closes it."""
 
-    def __init__(self, path: str | Path, model: OnnxModel, cache: TileCache, bands: tuple[int, ...] | None = None,
-                 tile: int = 128, batch_size: int = 1):
-        self.model, self.cache, self.tile, self.batch_size = model, cache, tile, batch_size
+    def __init__(self, source: RasterSource, model: OnnxModel, cache: TileCache, tile: int = 128, batch_size: int = 1):
+        self.source, self.model, self.cache, self.tile, self.batch_size = source, model, cache, tile, batch_size
         meta = model.meta
-        self.window, self.overlap = meta.tile_size, meta.overlap
-        self.source = open_input(path, model.num_bands, meta.input_bands, bands)
-        self._levels: dict[float, InputRaster] = {1.0: self.source}
+        self.tiling = Tiling(meta.tile_size, meta.overlap, meta.padding)
+        self._levels: dict[float, RasterSource] = {1.0: source}
         self._lock = threading.Lock()
-        self._key = (str(Path(path).resolve()), self.source.bands, model.sha256)
+        self._key = (*source.key, model.sha256)
 
-    def level_raster(self, scale: float) -> InputRaster:
-        """The raster on a level's grid: itself at scale 1, else a ``WarpedVRT`` (average when
-        coarser, bilinear when finer)."""
+    def level_source(self, scale: float) -> RasterSource:
+        """The raster on a level's grid: itself at scale 1, else ``source.rescaled(scale)``."""
         if scale not in self._levels:
-            src = self.source
-            ds = src.dataset
-            if ds.crs is None:
-                raise LandcoverError(f"{src.path.name} has no CRS: it can only be classified live at its own resolution")
-            vrt = WarpedVRT(ds, crs=ds.crs, transform=ds.transform * Affine.scale(scale),
-                            width=max(1, math.ceil(ds.width / scale)), height=max(1, math.ceil(ds.height / scale)),
-                            resampling=Resampling.average if scale > 1 else Resampling.bilinear)
-            self._levels[scale] = InputRaster(src.path, vrt, src.bands, src.band_note, True,
-                                              src.gsd and src.gsd * scale, src.pixel_area and src.pixel_area * scale ** 2,
-                                              src.luma)
+            self._levels[scale] = self.source.rescaled(scale)
         return self._levels[scale]
 
     def classify_view(self, bounds: tuple[float, float, float, float], level: Level,
-                      cancelled: Callable[[], bool] | None = None,
-                      progress: Callable[[float], None] | None = None) -> LiveView | None:
+                      feedback: Feedback | None = None) -> LiveView | None:
         """Classify the view ``bounds`` ``(left, bottom, right, top)`` in the raster's CRS (pixel
         coordinates when it has none) on ``level``; ``None`` when the view misses the raster.
 
-        The result covers the live tiles the view touches. Raises ``Cancelled`` when ``cancelled()``
-        turns true (tiles finished so far stay cached)."""
+        The result covers the live tiles the view touches. Raises ``Cancelled`` when the feedback is
+        cancelled (tiles finished so far stay cached)."""
+        feedback = feedback or Feedback()
         with self._lock:
             started = time.perf_counter()
-            src = self.level_raster(level.scale)
-            inv = ~src.dataset.transform
-            xs, ys = zip(*(inv * (x, y) for x in bounds[::2] for y in bounds[1::2]))
+            src = self.level_source(level.scale)
+            xs, ys = zip(*(src.grid.to_pixel(x, y) for x in bounds[::2] for y in bounds[1::2]))
             x0, x1 = max(0, math.floor(min(xs))), min(src.width, math.ceil(max(xs)))
             y0, y1 = max(0, math.floor(min(ys))), min(src.height, math.ceil(max(ys)))
             if x0 >= x1 or y0 >= y1:
@@ -190,27 +175,22 @@ class LiveClassifier:
             keys = {(tx, ty): (*self._key, level.scale, tx, ty) for ty in range(ty0, ty1) for tx in range(tx0, tx1)}
             missing = {t for t, k in keys.items() if self.cache.get(k) is None}
             blocks = missing_blocks(missing) if missing else []
-            for i, (bx0, by0, bx1, by1) in enumerate(blocks):
-                def block_progress(f, i=i):
-                    if progress:
-                        progress((i + f) / len(blocks))
-
-                self._classify_block(src, (bx0, by0, bx1, by1), level, cancelled, block_progress)
+            for i, block in enumerate(blocks):
+                self._classify_block(src, block, level, feedback, (i / len(blocks), (i + 1) / len(blocks)))
             width, height = min(tx1 * s, src.width) - tx0 * s, min(ty1 * s, src.height) - ty0 * s
             mosaic = np.full((height, width), NODATA, np.uint8)
             for (tx, ty), key in keys.items():
                 tile = self.cache.get(key)
                 if tile is None:  # evicted by a cache smaller than the view: classify it again
-                    self._classify_block(src, (tx, ty, tx + 1, ty + 1), level, cancelled, None)
+                    self._classify_block(src, (tx, ty, tx + 1, ty + 1), level, feedback, (1.0, 1.0))
                     tile = self.cache.get(key)
                 r, c = ty * s - ty0 * s, tx * s - tx0 * s
                 mosaic[r:r + tile.shape[0], c:c + tile.shape[1]] = tile
-            transform = src.dataset.transform * Affine.translation(tx0 * s, ty0 * s)
-            return LiveView(mosaic, transform, src.dataset.crs, level, len(missing), len(keys) - len(missing),
-                            time.perf_counter() - started)
+            return LiveView(mosaic, src.grid.sub(tx0 * s, ty0 * s, width, height), level, len(missing),
+                            len(keys) - len(missing), time.perf_counter() - started)
 
-    def _classify_block(self, src: InputRaster, block: tuple[int, int, int, int], level: Level,
-                        cancelled, progress) -> None:
+    def _classify_block(self, src: RasterSource, block: tuple[int, int, int, int], level: Level, feedback: Feedback,
+                        span: tuple[float, float]) -> None:
         """Classify tiles ``block`` (tile coordinates, end-exclusive) and cache each tile row as soon as
         its pixels are final."""
         s = self.tile
@@ -218,8 +198,8 @@ class LiveClassifier:
         region = (bx0 * s, by0 * s, min(bx1 * s, src.width), min(by1 * s, src.height))
         band = np.empty((s, region[2] - region[0]), np.uint8)
         filled, ty = 0, by0
-        for y, classes, _ in blended_rows(src, self.model, self.window, self.overlap, region, self.batch_size,
-                                          progress=progress, cancelled=cancelled):
+        for _, classes, _ in blended_rows(src, self.model, self.tiling, region, feedback, self.batch_size,
+                                          progress_span=span):
             rows = classes.shape[0]
             done = 0
             while done < rows:
@@ -234,10 +214,10 @@ class LiveClassifier:
                     filled, ty = 0, ty + 1
 
     def close(self) -> None:
-        """Close the raster and its level views."""
-        for raster in self._levels.values():
-            if raster is not self.source:
-                raster.dataset.close()
+        """Close the source and its level views."""
+        for source in self._levels.values():
+            if source is not self.source:
+                source.close()
         self.source.close()
         self._levels.clear()
 
@@ -245,9 +225,9 @@ class LiveClassifier:
 def write_view(view: LiveView, meta, path: str | Path) -> Path:
     """Write ``view`` as a class GeoTIFF (colour table, category names, ``.qml`` style; see
     ``ClassRasterWriter``) at ``path``, atomically."""
-    height, width = view.classes.shape
-    profile = {"width": width, "height": height, "crs": view.crs, "transform": view.transform}
-    with ClassRasterWriter(path, meta, profile, {"LANDCOVER_LIVE_LEVEL": view.level.note}) as writer:
-        writer.write(0, view.classes)
-        writer.commit()
+    with AtomicOutputs() as outputs:
+        with ClassRasterWriter(outputs, path, meta, view.grid, {"LANDCOVER_LIVE_LEVEL": view.level.note}) as writer:
+            writer.write(0, 0, view.classes)
+            writer.close()
+        outputs.commit()
     return Path(path)

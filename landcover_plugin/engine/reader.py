@@ -1,202 +1,245 @@
-"""Input rasters: open, choose the model's bands, read windows with their validity mask.
+"""Rasters read with GDAL's own Python bindings (every QGIS has them): open with errors a user can act
+on, ``GdalSource`` (the file implementation of ``RasterSource``), resampling to another pixel size
+with GDAL's warper, and reading a raster on another raster's grid.
 
-Reading is windowed with rasterio; the validity mask of a window combines GDAL's dataset mask
-(alpha band, or the bands' nodata values) and NaN in float bands.
+Validity of a window combines GDAL's mask bands (alpha band, per-dataset mask, or the bands' nodata:
+a pixel is valid where any of the used bands is valid) and NaN in float bands.
 """
 from __future__ import annotations
 
 import math
-import warnings
-from dataclasses import dataclass
+import threading
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
-import rasterio
-from rasterio.enums import ColorInterp, MaskFlags
-from rasterio.enums import Resampling
-from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
-from rasterio.vrt import WarpedVRT
-from rasterio.warp import transform_bounds
-from rasterio.windows import Window as RioWindow
+from osgeo import gdal, osr
 
 from ..errors import LandcoverError
-from .windows import Window
+from .grid import Grid
+from .source import RasterSource, choose_bands, to_luma
+from .windows import PixelWindow
 
-LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601 weights of red, green, blue
-GREY_NAMES = ("gray", "grey", "panchromatic")
-
-
-@dataclass
-class InputRaster:
-    """An open input raster with the bands chosen for the model.
-
-    ``bands``: 1-based band indexes in model order; ``band_note``: how they were chosen;
-    ``gsd``: pixel size in metres (``None`` when unknown); ``pixel_area``: m² (``None`` when unknown);
-    ``luma``: ``bands`` are red, green, blue read as one grey band (a 1-band grey model on RGB);
-    ``all_valid``: GDAL reports no nodata, alpha or mask band (every band's mask flag is
-    ``all_valid``), so windows are valid without reading a mask.
-    """
-
-    path: Path
-    dataset: rasterio.io.DatasetReader
-    bands: tuple[int, ...]
-    band_note: str
-    georeferenced: bool
-    gsd: float | None
-    pixel_area: float | None
-    luma: bool = False
-    all_valid: bool = False
-
-    @property
-    def width(self) -> int:
-        return self.dataset.width
-
-    @property
-    def height(self) -> int:
-        return self.dataset.height
-
-    def read(self, w: Window) -> tuple[np.ndarray, np.ndarray]:
-        """Raw values ``(C, h, w)`` in the raster's dtype and validity ``(h, w)`` bool."""
-        win = RioWindow(w.col, w.row, w.width, w.height)
-        data = self.dataset.read(self.bands, window=win)
-        if self.luma:
-            data = to_luma(data)
-        if self.all_valid:
-            valid = np.ones(data.shape[1:], bool)
-        else:
-            valid = self.dataset.dataset_mask(window=win) > 0
-        if data.dtype.kind == "f":
-            valid &= np.isfinite(data).all(axis=0)
-        return data, valid
-
-    def close(self) -> None:
-        self.dataset.close()
+GMF_ALL_VALID, GMF_PER_DATASET = 0x01, 0x02
+_COLORS = {gdal.GCI_RedBand: "red", gdal.GCI_GreenBand: "green", gdal.GCI_BlueBand: "blue",
+           gdal.GCI_AlphaBand: "alpha", gdal.GCI_GrayIndex: "gray", gdal.GCI_PaletteIndex: "palette"}
 
 
-def _pixel_size_m(ds) -> tuple[float | None, float | None]:
-    """(GSD in m, pixel area in m²) from the CRS and geotransform; (None, None) when unknown."""
-    if ds.crs is None:
-        return None, None
-    t = ds.transform
-    sx, sy = math.hypot(t.a, t.d), math.hypot(t.b, t.e)
-    if ds.crs.is_projected:
-        factor = ds.crs.linear_units_factor[1]
-        return math.sqrt(sx * sy) * factor, abs(t.a * t.e - t.b * t.d) * factor * factor
-    if ds.crs.is_geographic:
-        lat = math.radians(ds.xy(ds.height / 2, ds.width / 2)[1])
-        mx, my = sx * 111_320 * abs(math.cos(lat)), sy * 110_574
-        return math.sqrt(mx * my), mx * my
-    return None, None
+@contextmanager
+def gdal_errors() -> Iterator[None]:
+    """GDAL messages are kept quiet (no "ERROR 1:" lines on stderr); callers check results and report
+    ``gdal.GetLastErrorMsg()`` themselves. The handler stack and the last error are per thread."""
+    gdal.PushErrorHandler("CPLQuietErrorHandler")
+    gdal.ErrorReset()
+    try:
+        yield
+    finally:
+        gdal.PopErrorHandler()
 
 
-def to_luma(rgb: np.ndarray) -> np.ndarray:
-    """Red, green, blue ``(3, ...)`` → luma ``(1, ...)`` (ITU-R BT.601 weights), rounded, same dtype."""
-    luma = np.tensordot(np.asarray(LUMA, np.float32), rgb[:3].astype(np.float32), axes=1)
-    return (np.round(luma) if rgb.dtype.kind in "iu" else luma)[None].astype(rgb.dtype)
+GDAL_CACHE_MB = 128  # GDAL's block cache defaults to 5 % of RAM and fills as a large raster is read; the engine streams
 
 
-def choose_bands(colorinterp: list[str], needed: int, names: tuple[str, ...] | None) -> tuple[tuple[int, ...], str]:
-    """1-based bands for a model of ``needed`` bands named ``names`` (colour interpretations).
-
-    Bands whose colour interpretation matches every name are taken in the model's order; a 1-band
-    grey model on a raster with red, green and blue bands (and no grey one) gets those three, to be
-    read as luma (see ``InputRaster.luma``); otherwise the first ``needed`` non-alpha bands. Raises
-    ``LandcoverError`` when fewer bands exist than needed.
-    """
-    rgb = ("red", "green", "blue")
-    if (needed == 1 and names and names[0] in GREY_NAMES and names[0] not in colorinterp
-            and all(c in colorinterp for c in rgb)):
-        bands = tuple(colorinterp.index(c) + 1 for c in rgb)
-        return bands, f"luma of bands {','.join(map(str, bands))} (red, green, blue → {names[0]}, ITU-R BT.601 weights)"
-    usable = [i + 1 for i, ci in enumerate(colorinterp) if ci != "alpha"]
-    if len(usable) < needed:
-        wanted = f" ({', '.join(names)})" if names else ""
-        raise LandcoverError(f"the input has {len(usable)} image band(s) but the model needs {needed}{wanted}: "
-                             "use a raster with those bands or a model made for this band count")
-    if names and all(n in colorinterp for n in names):
-        bands = tuple(colorinterp.index(n) + 1 for n in names)
-        return bands, f"bands {','.join(map(str, bands))} ({', '.join(names)}, by colour interpretation)"
-    bands = tuple(usable[:needed])
-    why = "colour interpretation does not name the model's bands" if names else "the model names no bands"
-    return bands, f"bands {','.join(map(str, bands))} (first {needed}; {why})"
+@contextmanager
+def gdal_cache(megabytes: int = GDAL_CACHE_MB) -> Iterator[None]:
+    """Limit GDAL's block cache while classifying outside QGIS (the CLI and Dask tasks), so the
+    process's memory stays flat with raster size; restored afterwards."""
+    before = gdal.GetCacheMax()
+    gdal.SetCacheMax(megabytes * 2 ** 20)
+    try:
+        yield
+    finally:
+        gdal.SetCacheMax(before)
 
 
-def open_raster(path: str | Path, what: str = "input"):
-    """``rasterio.open(path)`` with the errors a user can act on.
+def last_error(default: str = "no reason given") -> str:
+    return (gdal.GetLastErrorMsg() or default).strip().splitlines()[0][:300]
 
-    Raises ``LandcoverError`` for a missing file or a file GDAL cannot read as a raster; a
-    non-georeferenced raster opens without rasterio's warning (callers report it themselves)."""
+
+def open_raster(path: str | Path, what: str = "input", update: bool = False) -> gdal.Dataset:
+    """``gdal.OpenEx(path)`` as a raster, with the errors a user can act on.
+
+    Raises ``LandcoverError`` for a missing file or one GDAL cannot read as a raster."""
     path = Path(path)
     if not path.exists():
         raise LandcoverError(f"{what} raster not found: {path}")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        try:
-            return rasterio.open(path)
-        except RasterioIOError:
-            raise LandcoverError(f"{what} {path} is not a raster GDAL can read: give a GeoTIFF, VRT, JPEG, PNG "
-                                 "or other GDAL raster") from None
+    flags = gdal.OF_RASTER | (gdal.OF_UPDATE if update else gdal.OF_READONLY)
+    with gdal_errors():
+        ds = gdal.OpenEx(str(path), flags)
+        if ds is None or ds.RasterCount == 0:
+            raise LandcoverError(f"{what} {path} is not a raster GDAL can read ({last_error('no raster band')}): "
+                                 "give a GeoTIFF, VRT, JPEG, PNG or other GDAL raster")
+    return ds
 
 
-def open_input(path: str | Path, needed: int, names: tuple[str, ...] | None,
-               bands: tuple[int, ...] | None = None) -> InputRaster:
-    """Open ``path`` and choose ``needed`` bands (``bands`` overrides the choice, 1-based).
+def grid_of(ds: gdal.Dataset) -> Grid:
+    """The dataset's grid; not georeferenced when it has neither a CRS nor a geotransform."""
+    gt = ds.GetGeoTransform(can_return_null=True)
+    wkt = ds.GetProjection() or None
+    return Grid(ds.RasterXSize, ds.RasterYSize, tuple(gt) if gt is not None else None, wkt)
+
+
+def color_names(ds: gdal.Dataset) -> list[str]:
+    """Each band's colour interpretation in lower case (``red``, ``alpha``, ``gray``, ``undefined``…)."""
+    return [_COLORS.get(ds.GetRasterBand(i + 1).GetColorInterpretation(), "undefined") for i in range(ds.RasterCount)]
+
+
+def image_bands(ds: gdal.Dataset) -> tuple[int, ...]:
+    """1-based indexes of the bands that are not alpha."""
+    return tuple(i + 1 for i, c in enumerate(color_names(ds)) if c != "alpha") or (1,)
+
+
+def read_window(ds: gdal.Dataset | gdal.Band, bands: tuple[int, ...], w: PixelWindow, name: str) -> np.ndarray:
+    """Values ``(C, h, w)`` of ``bands`` of a dataset (or of a single band: ``bands`` ignored) in window
+    ``w``. Raises ``LandcoverError`` naming the file, the window and what GDAL said when the read fails
+    (a damaged tile, a truncated file, a moved source)."""
+    with gdal_errors():
+        if isinstance(ds, gdal.Band):
+            data = ds.ReadAsArray(w.col, w.row, w.width, w.height)
+        else:
+            data = ds.ReadAsArray(w.col, w.row, w.width, w.height, band_list=list(bands))
+        if data is None:
+            raise LandcoverError(f"cannot read window {w.width}×{w.height} px at column {w.col}, row {w.row} of {name} "
+                                 f"({last_error()}): the file is damaged or a file it refers to is missing; repair or "
+                                 "re-create it (gdal_translate), or pass --on-read-error nodata to leave a hole there")
+    return data[None] if data.ndim == 2 else data
+
+
+class GdalSource(RasterSource):
+    """A raster file (or a warped view of one) read with GDAL; see ``RasterSource``.
+
+    One dataset handle: ``read`` may be called from any one thread at a time (the engine reads from
+    its single reader thread). ``owner`` keeps datasets a warped view depends on alive."""
+
+    def __init__(self, ds: gdal.Dataset, name: str, bands: tuple[int, ...], band_note: str, luma: bool = False,
+                 grid: Grid | None = None, key: tuple = (), owner: GdalSource | None = None):
+        self.ds, self.name, self.bands, self.band_note, self.luma = ds, name, tuple(bands), band_note, luma
+        self.grid = grid or grid_of(ds)
+        self.key = key or (name, self.bands, self.grid.width, self.grid.height)
+        self.owner = owner
+        self.pixel_space: gdal.Dataset | None = None  # the pixel-space view a warped VRT reads through
+        flags = [ds.GetRasterBand(b).GetMaskFlags() for b in self.bands]
+        self.all_valid = all(f == GMF_ALL_VALID for f in flags)
+        self._per_dataset = all(f & GMF_PER_DATASET for f in flags)
+        self._float = gdal.GetDataTypeName(ds.GetRasterBand(self.bands[0]).DataType).startswith(("Float", "CFloat"))
+        self._lock = threading.Lock()
+        self._measure()
+
+    def read(self, window: PixelWindow) -> tuple[np.ndarray, np.ndarray]:
+        with self._lock:
+            data = read_window(self.ds, self.bands, window, self.name)
+            valid = self._masks(window)
+        if self._float:
+            valid &= np.isfinite(data).all(axis=0)
+        if self.luma:
+            data = to_luma(data)
+        return data, valid
+
+    def validity(self, window: PixelWindow) -> np.ndarray:
+        if self._float:
+            return self.read(window)[1]
+        with self._lock:
+            return self._masks(window)
+
+    def _masks(self, window: PixelWindow) -> np.ndarray:
+        """GDAL's masks of the used bands combined (valid where any is valid); all true without masks."""
+        if self.all_valid:
+            return np.ones((window.height, window.width), bool)
+        valid = np.zeros((window.height, window.width), bool)
+        for b in self.bands[:1] if self._per_dataset else self.bands:
+            valid |= read_window(self.ds.GetRasterBand(b).GetMaskBand(), (1,), window, self.name)[0] > 0
+        return valid
+
+    def rescaled(self, factor: float) -> GdalSource:
+        """A warped VRT of this raster on ``grid.scaled(factor)`` (GDAL's warper: average when coarser,
+        cubic when finer; an alpha band marks where source pixels were valid). The warp runs in pixel
+        space, so rotated geotransforms are kept."""
+        grid = self.grid.scaled(factor)
+        pixel_space = gdal.Translate("", self.ds, format="VRT")
+        pixel_space.SetGeoTransform((0.0, 1.0, 0.0, 0.0, 0.0, -1.0))
+        pixel_space.SetProjection("")
+        with gdal_errors():
+            vrt = gdal.Warp("", pixel_space, options=gdal.WarpOptions(
+                format="VRT", width=grid.width, height=grid.height,
+                outputBounds=(0.0, -grid.height * factor, grid.width * factor, 0.0),
+                resampleAlg="average" if factor > 1 else "cubic", dstAlpha=True, multithread=False))
+            if vrt is None:
+                raise LandcoverError(f"GDAL could not resample {self.name} ({last_error()})")
+        vrt.SetGeoTransform(grid.geotransform or (0.0, factor, 0.0, 0.0, 0.0, factor))
+        if grid.crs_wkt:
+            vrt.SetProjection(grid.crs_wkt)
+        source = GdalSource(vrt, self.name, self.bands, self.band_note, self.luma, grid,
+                            (*self.key, "x", round(factor, 9)), owner=self)
+        source.pixel_space = pixel_space  # the warped VRT reads through it
+        return source
+
+    def close(self) -> None:
+        self.ds = None
+        self.pixel_space = None
+
+
+def open_source(path: str | Path, needed: int, names: tuple[str, ...] | None,
+                bands: tuple[int, ...] | None = None) -> GdalSource:
+    """Open the raster file ``path`` for a model of ``needed`` bands named ``names`` (``bands``, 1-based,
+    overrides the choice; see ``source.choose_bands``).
 
     Raises ``LandcoverError`` for a missing file, a file GDAL cannot read as a raster, band indexes
-    out of range, or too few bands.
-    """
+    out of range, or too few bands."""
     path = Path(path)
     ds = open_raster(path)
-    try:
-        colorinterp = [ci.name if isinstance(ci, ColorInterp) else str(ci) for ci in ds.colorinterp]
-        if bands:
-            bad = [b for b in bands if not 1 <= b <= ds.count]
-            if bad:
-                raise LandcoverError(f"band(s) {bad} do not exist: the input has bands 1..{ds.count}")
-            if len(bands) != needed:
-                raise LandcoverError(f"{len(bands)} band(s) given but the model needs {needed}: pass {needed} to --bands")
-            note = f"bands {','.join(map(str, bands))} (as requested)"
-        else:
-            bands, note = choose_bands(colorinterp, needed, names)
-        georeferenced = ds.crs is not None or not ds.transform.is_identity
-        gsd, area = _pixel_size_m(ds)
-        all_valid = all(flags == [MaskFlags.all_valid] for flags in ds.mask_flag_enums)
-        return InputRaster(path, ds, tuple(bands), note, georeferenced, gsd, area, luma=len(bands) != needed,
-                           all_valid=all_valid)
-    except Exception:
-        ds.close()
-        raise
+    chosen, note, luma = choose_bands(color_names(ds), needed, names, bands)
+    return GdalSource(ds, str(path), chosen, note, luma, key=(str(path.resolve()), chosen))
 
 
-def copy_window(src, window, path: str | Path) -> Path:
-    """Write ``window`` (a rasterio ``Window``) of the open raster ``src`` to the GeoTIFF ``path``: all
-    bands, dtype, nodata and colour interpretation, georeferenced as the window when ``src`` is."""
-    profile = {"driver": "GTiff", "width": int(window.width), "height": int(window.height), "count": src.count,
-               "dtype": src.dtypes[0], "nodata": src.nodata}
-    if src.crs is not None or not src.transform.is_identity:
-        profile.update(crs=src.crs, transform=src.window_transform(window))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        with rasterio.open(path, "w", **profile) as dst:
-            dst.write(src.read(window=window))
-            dst.colorinterp = src.colorinterp
-    return Path(path)
+def transform_bounds(bounds: tuple[float, float, float, float], src_wkt: str, dst_wkt: str) -> tuple[float, ...]:
+    """``bounds`` (xmin, ymin, xmax, ymax) in ``src_wkt`` → a box around them in ``dst_wkt``."""
+    src, dst = osr.SpatialReference(), osr.SpatialReference()
+    src.ImportFromWkt(src_wkt)
+    dst.ImportFromWkt(dst_wkt)
+    for srs in (src, dst):
+        srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    return osr.CoordinateTransformation(src, dst).TransformBounds(*bounds, 21)
 
 
-def on_grid(ds, like, what: str = "label"):
-    """``ds`` as seen on ``like``'s grid: itself when size and geotransform match, else a nearest-
-    neighbour ``WarpedVRT`` (close it after use when it is not ``ds``). Raises ``LandcoverError`` when
-    the grids differ and either raster has no CRS, or when ``ds`` does not overlap ``like``."""
-    if (ds.width, ds.height) == (like.width, like.height) and ds.transform.almost_equals(like.transform):
+def on_grid(ds: gdal.Dataset, like: Grid, name: str, like_name: str, what: str = "label") -> gdal.Dataset:
+    """``ds`` as seen on the grid ``like``: itself when size and geotransform match, else a nearest-
+    neighbour warped VRT (classes and labels must not be blended).
+
+    Raises ``LandcoverError`` when the grids differ and either raster has no CRS, when ``like`` is
+    rotated, or when ``ds`` does not overlap ``like``."""
+    grid = grid_of(ds)
+    same_gt = (grid.geotransform is None and like.geotransform is None) or (
+        grid.geotransform is not None and like.geotransform is not None
+        and all(math.isclose(p, q, rel_tol=1e-9, abs_tol=1e-9) for p, q in zip(grid.geotransform, like.geotransform)))
+    if (grid.width, grid.height) == (like.width, like.height) and same_gt:
         return ds
-    if ds.crs is None or like.crs is None:
-        raise LandcoverError(f"the {what} raster {ds.name} ({ds.width}×{ds.height}) is not on the grid of image "
-                             f"{like.name} ({like.width}×{like.height}) and one of them has no CRS: give rasters "
-                             "of the same size and geotransform")
-    left, bottom, right, top = transform_bounds(ds.crs, like.crs, *ds.bounds)
-    b = like.bounds
-    if left >= b.right or right <= b.left or bottom >= b.top or top <= b.bottom:
-        raise LandcoverError(f"the {what} raster {ds.name} does not overlap image {like.name}: pair each image with "
-                             f"the {what} raster that covers it")
-    return WarpedVRT(ds, crs=like.crs, transform=like.transform, width=like.width, height=like.height,
-                     resampling=Resampling.nearest)
+    if not grid.crs_wkt or not like.crs_wkt or grid.geotransform is None or like.geotransform is None:
+        raise LandcoverError(f"the {what} raster {name} ({grid.width}×{grid.height}) is not on the grid of {like_name} "
+                             f"({like.width}×{like.height}) and one of them has no CRS: give rasters of the same size and "
+                             "geotransform")
+    if like.geotransform[2] or like.geotransform[4]:
+        raise LandcoverError(f"{like_name} has a rotated geotransform: give the {what} raster on exactly its grid")
+    left, bottom, right, top = transform_bounds(grid.bounds(), grid.crs_wkt, like.crs_wkt)
+    xmin, ymin, xmax, ymax = like.bounds()
+    if left >= xmax or right <= xmin or bottom >= ymax or top <= ymin:
+        raise LandcoverError(f"the {what} raster {name} does not overlap {like_name}: pair each image with the {what} "
+                             "raster that covers it")
+    with gdal_errors():
+        vrt = gdal.Warp("", ds, options=gdal.WarpOptions(
+            format="VRT", dstSRS=like.crs_wkt, outputBounds=(xmin, ymin, xmax, ymax), width=like.width,
+            height=like.height, resampleAlg="near"))
+        if vrt is None:
+            raise LandcoverError(f"GDAL could not put {name} on the grid of {like_name} ({last_error()})")
+    return vrt
+
+
+def copy_window(ds: gdal.Dataset, w: PixelWindow, path: str | Path) -> Path:
+    """Write window ``w`` of ``ds`` to the GeoTIFF ``path``: all bands, data type, nodata and colour
+    interpretation, georeferenced as the window when ``ds`` is."""
+    with gdal_errors():
+        out = gdal.Translate(str(path), ds, options=gdal.TranslateOptions(format="GTiff", srcWin=[w.col, w.row, w.width, w.height]))
+        if out is None:
+            raise LandcoverError(f"cannot write {path} ({last_error()})")
+        out = None
+    return Path(path)

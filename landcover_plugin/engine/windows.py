@@ -6,14 +6,16 @@ no window reaches outside the raster. A raster smaller than the tile gets one wi
 """
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 
 from ..errors import LandcoverError
 
 
 @dataclass(frozen=True)
-class Window:
-    """A window: column and row offset of its upper-left pixel, width and height (all px)."""
+class PixelWindow:
+    """A window of a raster's pixel grid: column and row offset of its upper-left pixel, width and
+    height (all px)."""
 
     col: int
     row: int
@@ -38,8 +40,24 @@ def starts(length: int, tile: int, overlap: int) -> list[int]:
     return offsets
 
 
-def window_rows(width: int, height: int, tile: int, overlap: int) -> list[list[Window]]:
+def region_windows(width: int, height: int, tile: int, overlap: int,
+                   region: tuple[int, int, int, int]) -> tuple[list[list[PixelWindow]], list[int]]:
+    """The windows of the whole ``width`` × ``height`` grid (``window_rows``) that touch ``region``
+    ``(x0, y0, x1, y1)``, as rows, and the start row of every window row of the whole grid from the
+    first of them on (one more entry than rows: the next row's start, or ``height``). Only the offsets
+    along each axis are listed, so a grid of any size (a web layer's world) costs nothing."""
+    x0, y0, x1, y1 = region
+    tw, th = min(tile, width), min(tile, height)
+    cols = [c for c in starts(width, tile, overlap) if c < x1 and c + tw > x0]
+    row_starts = starts(height, tile, overlap)
+    first = bisect_right(row_starts, y0 - th)  # the first window row reaching below y0
+    last = bisect_left(row_starts, y1)  # window rows starting before y1
+    rows = [[PixelWindow(c, r, tw, th) for c in cols] for r in row_starts[first:last]]
+    return rows, [*row_starts[first:last + 1], height][:len(rows) + 1]
+
+
+def window_rows(width: int, height: int, tile: int, overlap: int) -> list[list[PixelWindow]]:
     """The grid as rows of windows, top to bottom, each row left to right."""
     tw, th = min(tile, width), min(tile, height)
     cols = starts(width, tile, overlap)
-    return [[Window(c, r, tw, th) for c in cols] for r in starts(height, tile, overlap)]
+    return [[PixelWindow(c, r, tw, th) for c in cols] for r in starts(height, tile, overlap)]

@@ -1,32 +1,53 @@
-"""Output rasters: a tiled, compressed uint8 class GeoTIFF with nodata, a colour table, category
-names and a QGIS ``.qml`` style; optionally a float32 confidence GeoTIFF.
+"""Output rasters, written with GDAL: a tiled, compressed uint8 class GeoTIFF with nodata, a colour
+table, category names and a QGIS ``.qml`` style; optionally a float32 confidence GeoTIFF.
 
-Files are written under temporary names beside the target and renamed only by ``commit()``;
-``abort()`` (or leaving the ``with`` block on an exception) deletes them, so a failed or cancelled run
-leaves no partial output.
+Everything is written under temporary names (``outputs.AtomicOutputs``) and renamed by the caller's
+``commit()``: a failed, cancelled or killed run leaves no partial output.
 """
 from __future__ import annotations
 
-import os
-import warnings
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
-import numpy as np
-import rasterio
-from rasterio.errors import NotGeoreferencedWarning
-from rasterio.windows import Window as RioWindow
+import json
 
+import numpy as np
+from osgeo import gdal
+
+from ..errors import LandcoverError
 from ..model.metadata import ModelMetadata
+from ..outputs import AtomicOutputs
+from .grid import Grid
+from .reader import gdal_errors, last_error
 
 NODATA = 255
 CONFIDENCE_NODATA = -1.0
-GTIFF = {"driver": "GTiff", "tiled": True, "blockxsize": 256, "blockysize": 256, "compress": "deflate",
-         "BIGTIFF": "IF_SAFER"}
+GTIFF = ["TILED=YES", "BLOCKXSIZE=256", "BLOCKYSIZE=256", "COMPRESS=DEFLATE", "BIGTIFF=IF_SAFER"]
+
+
+CLASSES_TAG = "LANDCOVER_CLASSES"
+
+
+def classes_tag(meta: ModelMetadata) -> str:
+    """The ``LANDCOVER_CLASSES`` metadata item: JSON ``{"value": "name", ...}``."""
+    return json.dumps(dict(zip(map(str, meta.class_values), meta.class_names)))
+
+
+def read_classes_tag(ds: gdal.Dataset, name: str, use: str = "use a class raster written by landcover classify") -> dict[int, str]:
+    """Class value → name from a class raster's ``LANDCOVER_CLASSES`` item. Raises ``LandcoverError``
+    naming ``name`` when it is missing or not such a JSON object."""
+    tag = ds.GetMetadataItem(CLASSES_TAG)
+    try:
+        classes = {int(k): str(v) for k, v in json.loads(tag).items()} if tag else None
+    except (ValueError, AttributeError):
+        classes = None
+    if not classes:
+        raise LandcoverError(f"{name} has no valid {CLASSES_TAG} metadata, so it is not a Landcover class raster: {use}")
+    return classes
 
 
 def _rgb(color: str) -> tuple[int, int, int]:
-    return tuple(int(color[i:i + 2], 16) for i in (1, 3, 5))
+    return int(color[1:3], 16), int(color[3:5], 16), int(color[5:7], 16)
 
 
 def qml_style(meta: ModelMetadata) -> str:
@@ -62,98 +83,121 @@ def qml_style(meta: ModelMetadata) -> str:
 """
 
 
-def finish_class_raster(tmp: Path, path: Path, meta: ModelMetadata) -> None:
-    """Give the closed class raster ``tmp`` its category names (GTiff keeps them in the PAM sidecar
-    ``.aux.xml``, written when the dataset closes) and a ``.qml`` style, then rename them to ``path``
-    (the raster last, so its presence means the set is complete)."""
-    from osgeo import gdal
+def color_table(meta: ModelMetadata) -> gdal.ColorTable:
+    """Class colours at their values; every other value transparent."""
+    table = gdal.ColorTable()
+    for v in range(256):
+        table.SetColorEntry(v, (0, 0, 0, 0))
+    for v, c in zip(meta.class_values, meta.class_colors):
+        table.SetColorEntry(v, (*_rgb(c), 255))
+    return table
 
+
+def category_names(meta: ModelMetadata) -> list[str]:
     names = [""] * (max(meta.class_values) + 1)
     for v, n in zip(meta.class_values, meta.class_names):
         names[v] = n
-    ds = gdal.OpenEx(str(tmp), gdal.OF_RASTER | gdal.OF_UPDATE)
-    band = ds.GetRasterBand(1)
-    band.SetCategoryNames(names)
-    del band
-    ds.FlushCache()
-    del ds
-    qml = path.with_suffix(".qml")
-    qml_tmp = tmp_name(qml)
-    qml_tmp.write_text(qml_style(meta))
-    aux_tmp = Path(f"{tmp}.aux.xml")
-    if aux_tmp.exists():
-        os.replace(aux_tmp, f"{path}.aux.xml")
-    os.replace(qml_tmp, qml)
-    os.replace(tmp, path)
+    return names
 
 
-def tmp_name(path: Path) -> Path:
-    return path.with_name(f".{path.stem}.part{os.getpid()}{path.suffix}")
+def _create(path: Path, grid: Grid, data_type: int, options: list[str], what: str) -> gdal.Dataset:
+    with gdal_errors():
+        ds = gdal.GetDriverByName("GTiff").Create(str(path), grid.width, grid.height, 1, data_type, options=options)
+        if ds is None:
+            raise LandcoverError(f"cannot create the {what} ({last_error()}): check the folder's free space and permissions")
+    if grid.geotransform is not None:
+        ds.SetGeoTransform(grid.geotransform)
+    if grid.crs_wkt:
+        ds.SetProjection(grid.crs_wkt)
+    return ds
+
+
+def _disk_error(what: str, target: Path) -> LandcoverError:
+    return LandcoverError(f"writing the {what} {target} failed ({last_error()}): the disk may be full — free some "
+                          "space or write elsewhere; nothing was left behind")
+
+
+def finish_class_raster(outputs: AtomicOutputs, tmp: Path, target: Path, meta: ModelMetadata) -> None:
+    """Give the closed class raster ``tmp`` (to become ``target``) its category names (GTiff keeps them
+    in the PAM sidecar ``.aux.xml``) and write its ``.qml`` style under a temporary name of ``outputs``."""
+    with gdal_errors():
+        ds = gdal.OpenEx(str(tmp), gdal.OF_RASTER | gdal.OF_UPDATE)
+        if ds is None:
+            raise LandcoverError(f"cannot reopen {tmp} ({last_error()})")
+        ds.GetRasterBand(1).SetCategoryNames(category_names(meta))
+        ds = None
+    outputs.add(target.with_suffix(".qml")).write_text(qml_style(meta))
 
 
 class ClassRasterWriter:
-    """Write a class raster (and optional confidence raster) row block by row block.
+    """Writes a class raster (and an optional confidence raster) block by block under temporary names
+    of ``outputs``; ``close()`` finishes them (optional sieve, category names, ``.qml``). The caller
+    commits ``outputs``.
 
-    ``profile``: rasterio ``crs``, ``transform`` (either may be ``None``), ``width``, ``height``.
-    ``tags``: GeoTIFF metadata items. Use as a context manager, write with ``write()``, then ``commit()``.
-    """
+    ``grid``: the output's size, geotransform and CRS. ``tags``: GeoTIFF metadata items."""
 
-    def __init__(self, path: str | Path, meta: ModelMetadata, profile: dict, tags: dict[str, str],
-                 confidence: str | Path | None = None):
-        self.path = Path(path)
-        self.meta = meta
+    def __init__(self, outputs: AtomicOutputs, path: str | Path, meta: ModelMetadata, grid: Grid,
+                 tags: dict[str, str], confidence: str | Path | None = None):
+        self.outputs, self.path, self.meta = outputs, Path(path), meta
+        self.tmp = outputs.add(self.path)
+        self.dst = _create(self.tmp, grid, gdal.GDT_Byte, GTIFF, "class raster")
+        self.dst.SetMetadata(tags)
+        band = self.dst.GetRasterBand(1)
+        band.SetNoDataValue(NODATA)
+        band.SetDescription("land cover class")
+        band.SetColorTable(color_table(meta))
+        band.SetColorInterpretation(gdal.GCI_PaletteIndex)
         self.conf_path = Path(confidence) if confidence else None
-        self.tmp = tmp_name(self.path)
-        self.conf_tmp = tmp_name(self.conf_path) if self.conf_path else None
-        base = {k: v for k, v in profile.items() if v is not None}
-        with warnings.catch_warnings():  # a non-georeferenced input was already reported
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            self.dst = rasterio.open(self.tmp, "w", count=1, dtype="uint8", nodata=NODATA, **base, **GTIFF)
-        self.dst.update_tags(**tags)
-        self.dst.set_band_description(1, "land cover class")
-        self.dst.write_colormap(1, self._colormap())
         self.conf = None
         if self.conf_path:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", NotGeoreferencedWarning)
-                self.conf = rasterio.open(self.conf_tmp, "w", count=1, dtype="float32", nodata=CONFIDENCE_NODATA,
-                                          predictor=3, **base, **GTIFF)
-            self.conf.update_tags(**tags)
-            self.conf.set_band_description(1, "maximum class probability (0-1)")
+            self.conf = _create(outputs.add(self.conf_path), grid, gdal.GDT_Float32, [*GTIFF, "PREDICTOR=3"],
+                                "confidence raster")
+            self.conf.SetMetadata(tags)
+            self.conf.GetRasterBand(1).SetNoDataValue(CONFIDENCE_NODATA)
+            self.conf.GetRasterBand(1).SetDescription("maximum class probability (0-1)")
 
-    def _colormap(self) -> dict[int, tuple[int, int, int, int]]:
-        cmap = {v: (0, 0, 0, 0) for v in range(256)}
-        for v, c in zip(self.meta.class_values, self.meta.class_colors):
-            cmap[v] = (*_rgb(c), 255)
-        return cmap
+    def write(self, row: int, col: int, classes: np.ndarray, confidence: np.ndarray | None = None) -> None:
+        """Write classes ``(n, w)`` uint8 (and confidence ``(n, w)`` float32) at pixel (col, row)."""
+        with gdal_errors():
+            if self.dst.GetRasterBand(1).WriteArray(classes, col, row) != 0:
+                raise _disk_error("class raster", self.path)
+            if self.conf is not None and confidence is not None:
+                if self.conf.GetRasterBand(1).WriteArray(confidence, col, row) != 0:
+                    raise _disk_error("confidence raster", self.conf_path)
 
-    def write(self, row: int, classes: np.ndarray, confidence: np.ndarray | None = None) -> None:
-        """Write rows starting at ``row``: classes ``(n, W)`` uint8, confidence ``(n, W)`` float32."""
-        window = RioWindow(0, row, classes.shape[1], classes.shape[0])
-        self.dst.write(classes, 1, window=window)
-        if self.conf is not None and confidence is not None:
-            self.conf.write(confidence, 1, window=window)
+    def close(self, small_segment_px: int = 0, extra_tags: dict[str, str] | None = None) -> None:
+        """Flush, sieve regions smaller than ``small_segment_px`` px into their largest neighbour (GDAL
+        ``SieveFilter``, 4-connected; 0: none), add category names and the ``.qml`` style."""
+        with gdal_errors():
+            band = self.dst.GetRasterBand(1)
+            if extra_tags:
+                self.dst.SetMetadata({**self.dst.GetMetadata(), **extra_tags})
+            if small_segment_px > 1:
+                band.FlushCache()
+                if gdal.SieveFilter(band, band.GetMaskBand(), band, small_segment_px, 4) != 0:
+                    raise _disk_error("class raster", self.path)
+            band.SetCategoryNames(category_names(self.meta))
+            self.dst.FlushCache()
+            failed = gdal.GetLastErrorType() >= gdal.CE_Failure
+            band = None
+            self.dst = None
+            if failed:
+                raise _disk_error("class raster", self.path)
+            if self.conf is not None:
+                self.conf.FlushCache()
+                failed = gdal.GetLastErrorType() >= gdal.CE_Failure
+                self.conf = None
+                if failed:
+                    raise _disk_error("confidence raster", self.conf_path)
+        self.outputs.add(self.path.with_suffix(".qml")).write_text(qml_style(self.meta))
 
-    def commit(self) -> None:
-        """Close, add category names and the ``.qml`` style, and rename everything into place."""
-        self.dst.close()
-        if self.conf is not None:
-            self.conf.close()
-            os.replace(self.conf_tmp, self.conf_path)
-        finish_class_raster(self.tmp, self.path, self.meta)
+    def discard(self) -> None:
+        """Drop the open datasets without finishing them (the caller's ``outputs`` deletes the files)."""
+        self.dst = self.conf = None
 
-    def abort(self) -> None:
-        """Close and delete every temporary file."""
-        for ds in (self.dst, self.conf):
-            if ds is not None and not ds.closed:
-                ds.close()
-        for tmp in (self.tmp, self.conf_tmp, Path(f"{self.tmp}.aux.xml")):
-            if tmp is not None:
-                Path(tmp).unlink(missing_ok=True)
-
-    def __enter__(self) -> "ClassRasterWriter":
+    def __enter__(self) -> ClassRasterWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is not None:
-            self.abort()
+            self.discard()

@@ -42,27 +42,27 @@ class ExportChipsAlgorithm(LandcoverAlgorithm):
         self.addParameter(QgsProcessingParameterFolderDestination(self.OUTPUT, "Chips folder"))
         self.addOutput(QgsProcessingOutputNumber("CHIPS", "Chips written"))
 
-    def processAlgorithm(self, parameters, context, feedback):
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         from ..chips import ChipParams, export_chips
         from ..codes import parse_codes
-        from ..errors import LandcoverError
 
-        stride = parameters.get(self.STRIDE)
-        raster = self.parameterAsRasterLayer(parameters, self.LABEL, context)
+        image = self.raster_file(parameters, self.IMAGE, context, "image")
         polygons = self.parameterAsVectorLayer(parameters, self.POLYGONS, context)
-        if (raster is None) == (polygons is None):
+        has_raster = parameters.get(self.LABEL) not in (None, "")
+        if has_raster == (polygons is not None):
             raise QgsProcessingException("give either a label raster or label polygons (with their label field)")
-        try:
-            ignore = parse_codes(self.parameterAsString(parameters, self.IGNORE, context))
-            result = export_chips(ChipParams(
-                self.parameterAsRasterLayer(parameters, self.IMAGE, context).source(),
-                raster.source() if raster else polygons.source().split("|")[0],
-                self.parameterAsString(parameters, self.OUTPUT, context),
-                self.parameterAsInt(parameters, self.SIZE, context),
-                None if stride in (None, "") else self.parameterAsInt(parameters, self.STRIDE, context),
-                self.parameterAsDouble(parameters, self.MAX_IGNORE, context), ignore,
+        label = self.raster_file(parameters, self.LABEL, context, "label raster") if has_raster else polygons.source().split("|")[0]
+
+        def work(_feedback):
+            return export_chips(ChipParams(
+                image, label, self.parameterAsString(parameters, self.OUTPUT, context),
+                self.parameterAsInt(parameters, self.SIZE, context), self.optional_int(parameters, self.STRIDE, context),
+                self.parameterAsDouble(parameters, self.MAX_IGNORE, context),
+                parse_codes(self.parameterAsString(parameters, self.IGNORE, context)),
                 self.parameterAsString(parameters, self.LABEL_FIELD, context) or None))
-        except LandcoverError as exc:
-            raise QgsProcessingException(str(exc)) from None
-        feedback.pushInfo(f"{result['chips']} chip pairs written, {result['skipped']} skipped")
-        return {self.OUTPUT: result["output"], "CHIPS": result["chips"]}
+
+        result = self.run_engine(feedback, work)
+        if result is None:
+            return {}
+        feedback.pushInfo(result.summary())
+        return {self.OUTPUT: str(result.output), "CHIPS": result.chips}

@@ -1,6 +1,6 @@
 """Processing algorithm ``landcover:evaluate``: a class raster against reference labels (engine:
 ``landcover_plugin.evaluate``)."""
-from qgis.core import (QgsProcessingException, QgsProcessingOutputNumber,
+from qgis.core import (QgsProcessingOutputNumber,
                        QgsProcessingParameterFileDestination, QgsProcessingParameterRasterLayer,
                        QgsProcessingParameterString)
 
@@ -34,28 +34,32 @@ class EvaluateAlgorithm(LandcoverAlgorithm):
         for name, label in (("OVERALL_ACCURACY", "Overall accuracy"), ("KAPPA", "Cohen's kappa"), ("MIOU", "mIoU")):
             self.addOutput(QgsProcessingOutputNumber(name, label))
 
-    def processAlgorithm(self, parameters, context, feedback):
-        from ..errors import LandcoverError
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         from ..codes import parse_codes, parse_mapping
         from ..evaluate import EvaluateParams, evaluate, write_report
 
-        pred = self.parameterAsRasterLayer(parameters, self.PREDICTION, context)
-        ref = self.parameterAsRasterLayer(parameters, self.REFERENCE, context)
+        pred = self.raster_file(parameters, self.PREDICTION, context, "class raster")
+        ref = self.raster_file(parameters, self.REFERENCE, context, "reference labels")
         json_path = self.parameterAsFileOutput(parameters, self.JSON, context)
         report = self.parameterAsFileOutput(parameters, self.REPORT, context) or None
-        try:
-            result = evaluate(EvaluateParams(pred.source(), ref.source(),
-                                             parse_mapping(self.parameterAsString(parameters, self.MAP, context)),
+
+        def work(_feedback):
+            from ..outputs import check_output_path
+
+            check_output_path(json_path, "JSON output", (".json",), (pred, ref))
+            if report:
+                check_output_path(report, "report", (".md",), (pred, ref))
+            result = evaluate(EvaluateParams(pred, ref, parse_mapping(self.parameterAsString(parameters, self.MAP, context)),
                                              parse_codes(self.parameterAsString(parameters, self.IGNORE, context))))
             write_report(result, json_path, report)
-        except LandcoverError as exc:
-            raise QgsProcessingException(str(exc)) from None
-        feedback.pushInfo(f"Overall accuracy {result['overall_accuracy']:.4f}, kappa {result['kappa']:.4f}, "
-                          f"mIoU {result['miou']:.4f} over {sum(result['present'])} classes")
-        for name, iou in zip(result["classes"], result["iou"]):
-            feedback.pushInfo(f"  {name}: IoU {iou:.3f}")
-        outputs = {self.JSON: json_path, "OVERALL_ACCURACY": result["overall_accuracy"], "KAPPA": result["kappa"],
-                   "MIOU": result["miou"]}
+            return result
+
+        result = self.run_engine(feedback, work)
+        if result is None:
+            return {}
+        feedback.pushInfo(result.summary())
+        outputs = {self.JSON: json_path, "OVERALL_ACCURACY": result.overall_accuracy, "KAPPA": result.kappa,
+                   "MIOU": result.miou}
         if report:
             outputs[self.REPORT] = report
         return outputs

@@ -20,36 +20,59 @@ from qgis.PyQt.QtCore import QObject, QTimer, pyqtSignal
 
 from ..engine.live import LiveClassifier, TileCache, choose_level, write_view
 from ..errors import Cancelled
-from ..model.adapter import OnnxModel
+from ..feedback import Feedback
+from .provider_source import LayerInfo, ProviderSource, is_file_layer, layer_grid
 
 DEBOUNCE_MS = 120  # wait for the map to settle before classifying
 LAYER_NAME = "Landcover live"
+REGRID = 0.10  # a web layer's grid is rebuilt when the view's ground scale differs from it by more than this
+
+
+class TaskFeedback(Feedback):
+    """The engine's feedback on a ``QgsTask``: progress and its cancel flag."""
+
+    def __init__(self, task: QgsTask):
+        self.task = task
+
+    def progress(self, fraction: float) -> None:
+        self.task.setProgress(100 * fraction)
+
+    def is_cancelled(self) -> bool:
+        return self.task.isCanceled()
 
 
 class LiveTask(QgsTask):
-    """Classifies one view in the background; ``outcome`` is set when ``run`` ends: the written path
-    (or ``None`` off the raster), ``"cancelled"`` or an error message."""
+    """Classifies one view in the background; when ``run`` ends, ``view`` is set (``None`` off the
+    raster) or ``error`` holds the message. ``provider`` is a clone of the layer's data provider made in
+    the main thread for this task (layers read through QGIS only)."""
 
-    def __init__(self, session: "LiveSession", bounds: tuple[float, float, float, float], screen_px: float,
-                 path: Path):
+    def __init__(self, session: LiveSession, bounds: tuple[float, float, float, float], screen_units: float,
+                 path: Path, provider=None):
         super().__init__("Landcover live view", QgsTask.CanCancel)
-        self.session, self.bounds, self.screen_px, self.path = session, bounds, screen_px, path
+        self.session, self.bounds, self.screen_units, self.path, self.provider = session, bounds, screen_units, path, provider
         self.view = None
         self.error = None
+        self.note = ""
 
     def run(self):
         try:
-            live = self.session.classifier()
-            level = choose_level(live.source.gsd, live.model.meta.gsd, self.screen_px)
-            self.view = live.classify_view(self.bounds, level, cancelled=self.isCanceled,
-                                           progress=lambda f: self.setProgress(100 * f))
+            live = self.session.classifier(self.bounds, self.provider)
+            bounds = self.bounds
+            if live.source.georeferenced:
+                screen_px = self.screen_units / abs(live.source.grid.geotransform[1])
+            else:  # QGIS shows a raster without geotransform with rows going down from y = 0 to -height
+                screen_px, bounds = self.screen_units, (bounds[0], -bounds[3], bounds[2], -bounds[1])
+            level = choose_level(live.source.gsd_m, live.model.meta.gsd, screen_px, self.session.gsd_option)
+            self.view = live.classify_view(bounds, level, TaskFeedback(self))
             if self.view is not None:
                 write_view(self.view, live.model.meta, self.path)
+            if self.session.file is None:
+                self.note = f" Reads the {live.source.band_note}."
             return True
         except Cancelled:
             return False
-        except Exception as exc:  # reported in the dock and the log, never raised into QGIS' task thread
-            self.error = str(exc)
+        except Exception as exc:  # noqa: BLE001 — reported in the dock and the log, never raised into QGIS' task thread
+            self.error = str(exc) or type(exc).__name__
             return False
 
     def finished(self, ok):
@@ -57,22 +80,56 @@ class LiveTask(QgsTask):
 
 
 class LiveSession:
-    """The raster and model being classified live (the classifier is made on a worker thread at first
-    use), the folder of written views, and the tasks still running; closed once its last task ends."""
+    """The layer and model being classified live (the model and classifier are made on a worker
+    thread at first use), the folder of written views, and the tasks still running; closed once its
+    last task ends."""
 
-    def __init__(self, source: str, model_path: Path, device: str, cache: TileCache):
-        self.source, self.model_path, self.device, self.cache = source, model_path, device, cache
+    def __init__(self, layer: QgsRasterLayer, model_path: Path, device: str, cache: TileCache):
+        self.info = LayerInfo.of(layer)
+        self.file = layer.source() if is_file_layer(layer) else None
+        self.model_path, self.device, self.cache = model_path, device, cache
+        self.gsd_option = "auto"
         self.folder = Path(tempfile.mkdtemp(prefix="landcover-live-"))
         self.controller = None
         self.tasks: set[LiveTask] = set()  # Python must hold running tasks, or their run() is lost
-        self._live = None
+        self._live: LiveClassifier | None = None
+        self._model = None
         self._lock = threading.Lock()
 
-    def classifier(self) -> LiveClassifier:
+    def classifier(self, bounds: tuple[float, float, float, float], provider=None) -> LiveClassifier:
+        """The classifier for a view (made on first use; for a layer read through QGIS, bound to this
+        task's provider clone and rebuilt when the view's ground scale has moved away from its grid's)."""
+        from ..engine.reader import open_source
+        from ..model.adapter import OnnxModel
+
         with self._lock:
+            if self._model is None:
+                self._model = OnnxModel(self.model_path, self.device)
+            meta = self._model.meta
+            needed = len(meta.input_bands) if meta.input_bands else self._model.num_bands
+            if self.file is not None:
+                if self._live is None:
+                    self._live = LiveClassifier(open_source(self.file, self._model.num_bands, meta.input_bands),
+                                                self._model, self.cache)
+                return self._live
+            centre = ((bounds[0] + bounds[2]) / 2, (bounds[1] + bounds[3]) / 2)
+            gsd = meta.gsd or (bounds[2] - bounds[0]) / 1000  # a model without GSD: about the first view's resolution
+            if self._live is not None:
+                probe = layer_grid(self.info, self.info.extent, gsd, centre, max_pixels=None)
+                if abs(probe.geotransform[1] / self._live.source.grid.geotransform[1] - 1) > REGRID:
+                    self._live.close()
+                    self._live = None
             if self._live is None:
-                self._live = LiveClassifier(self.source, OnnxModel(self.model_path, self.device), self.cache)
+                grid = layer_grid(self.info, self.info.extent, gsd, centre, max_pixels=None)
+                self._live = LiveClassifier(ProviderSource(self.info, grid, needed, meta.input_bands, provider),
+                                            self._model, self.cache)
+            else:
+                self._live.source.bind(provider)
             return self._live
+
+    @property
+    def model(self):
+        return self._model
 
     def task_finished(self, task, ok):
         self.tasks.discard(task)
@@ -135,7 +192,7 @@ class LiveController(QObject):
         """Classify ``layer``'s visible extent with ``model_path`` from now on."""
         self.stop()
         self.source_layer, self.model_path, self.device = layer, str(model_path), device
-        self.session = LiveSession(layer.source(), Path(model_path), device, self.cache)
+        self.session = LiveSession(layer, Path(model_path), device, self.cache)
         self.session.controller = self
         self.canvas.extentsChanged.connect(self.view_changed)
         QgsProject.instance().layersWillBeRemoved.connect(self.layers_removed)
@@ -170,10 +227,11 @@ class LiveController(QObject):
         layer = self.source_layer
         to_layer = QgsCoordinateTransform(self.canvas.mapSettings().destinationCrs(), layer.crs(), QgsProject.instance())
         extent: QgsRectangle = to_layer.transformBoundingBox(self.canvas.extent())
-        screen_px = extent.width() / max(self.canvas.width(), 1) / layer.rasterUnitsPerPixelX()
+        screen_units = extent.width() / max(self.canvas.width(), 1)  # layer CRS units per screen pixel
+        provider = None if self.session.file else layer.dataProvider().clone()
         self.count += 1
         self.task = LiveTask(self.session, (extent.xMinimum(), extent.yMinimum(), extent.xMaximum(), extent.yMaximum()),
-                             screen_px, self.session.folder / f"view{self.count}.tif")
+                             screen_units, self.session.folder / f"view{self.count}.tif", provider)
         self.task.progressChanged.connect(lambda p: self.progress.emit(int(p)))
         self.session.tasks.add(self.task)
         QgsApplication.taskManager().addTask(self.task)
@@ -196,9 +254,9 @@ class LiveController(QObject):
             return
         self.show(task.path)
         self.last_seconds = seconds
-        live = self.session.classifier()
+        model = self.session.model
         self.status.emit(
-            f"Live: {live.model.meta.name or live.model.path.stem} on {live.model.provider}, {view.level.note}.\n"
+            f"Live: {model.meta.name or model.path.stem} on {model.provider}, {view.level.note}.{task.note}\n"
             f"Last view {seconds:.2f} s ({view.computed} tiles classified, {view.cached} from cache; "
             f"cache {self.cache.bytes / 2 ** 20:.0f} MB).")
         self.progress.emit(100)

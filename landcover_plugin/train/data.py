@@ -7,15 +7,15 @@ CRS. A 1-band config (``input_bands: ["gray"]``) turns RGB images into luma (ITU
 """
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import rasterio
-from rasterio.errors import NotGeoreferencedWarning
+from osgeo import gdal
 
-from ..engine.reader import on_grid, to_luma
+from ..engine.reader import grid_of, on_grid, open_raster, read_window
+from ..engine.source import to_luma
+from ..engine.windows import PixelWindow
 from ..errors import LandcoverError
 from ..polygons import VECTOR_SUFFIXES, burn_polygons
 from .config import TrainConfig
@@ -62,37 +62,37 @@ def colors_to_classes(rgb: np.ndarray, config: TrainConfig, source: str = "mask"
     return np.array([table[int(c)] for c in colors], np.uint8)[inverse].reshape(key.shape)
 
 
-def _read_label(lab, grid, path: str, config: TrainConfig, lut: np.ndarray) -> np.ndarray:
-    """Class indices from label raster ``lab`` read through ``grid`` (itself, or its view on the image's
+def _whole(ds: gdal.Dataset, bands: tuple[int, ...], name: str) -> np.ndarray:
+    return read_window(ds, bands, PixelWindow(0, 0, ds.RasterXSize, ds.RasterYSize), name)
+
+
+def _read_label(lab: gdal.Dataset, view: gdal.Dataset, path: str, config: TrainConfig, lut: np.ndarray) -> np.ndarray:
+    """Class indices from label raster ``lab`` read through ``view`` (itself, or its view on the image's
     grid): RGB colour masks and paletted (1 band + colour table) masks through ``mask_colors``, other
     1-band labels through their codes."""
-    if lab.count >= 3:
-        return colors_to_classes(grid.read([1, 2, 3]), config, path)
+    if lab.RasterCount >= 3:
+        return colors_to_classes(_whole(view, (1, 2, 3), path), config, path)
     if any(c.mask_colors for c in config.classes):
-        try:
-            cmap = lab.colormap(1)
-        except ValueError:
+        table = lab.GetRasterBand(1).GetColorTable()
+        if table is None:
             raise LandcoverError(f"label {path} has 1 band and no colour table, but the config gives mask_colors: "
-                                 "give RGB or paletted masks, or class codes instead of mask_colors") from None
-        palette = np.array([cmap.get(i, (0, 0, 0, 0))[:3] for i in range(256)], np.uint8)
-        return colors_to_classes(palette[grid.read(1)].transpose(2, 0, 1), config, path)
-    return lut[grid.read(1)]
+                                 "give RGB or paletted masks, or class codes instead of mask_colors")
+        palette = np.array([table.GetColorEntry(i)[:3] if i < table.GetCount() else (0, 0, 0) for i in range(256)],
+                           np.uint8)
+        return colors_to_classes(palette[_whole(view, (1,), path)[0]].transpose(2, 0, 1), config, path)
+    return lut[_whole(view, (1,), path)[0]]
 
 
-def label_raster_on_grid(img, label_path: str, config: TrainConfig, lut: np.ndarray) -> np.ndarray:
+def label_raster_on_grid(img: gdal.Dataset, image_path: str, label_path: str, config: TrainConfig,
+                         lut: np.ndarray) -> np.ndarray:
     """Class indices ``(H, W)`` uint8 of the label raster on ``img``'s grid (``on_grid``: warped with
     nearest when the grids differ). Raises ``LandcoverError`` when the grids differ and either lacks a
     CRS, or when the label does not overlap the image."""
-    with rasterio.open(label_path) as lab:
-        grid = on_grid(lab, img)
-        try:
-            return _read_label(lab, grid, label_path, config, lut)
-        finally:
-            if grid is not lab:
-                grid.close()
+    lab = open_raster(label_path, "label")
+    return _read_label(lab, on_grid(lab, grid_of(img), label_path, f"image {image_path}"), label_path, config, lut)
 
 
-def rasterize_polygons(img, path: str, config: TrainConfig) -> np.ndarray:
+def rasterize_polygons(img: gdal.Dataset, image_path: str, path: str, config: TrainConfig) -> np.ndarray:
     """Class indices ``(H, W)`` uint8 from polygons (``burn_polygons``), ``IGNORE`` outside every polygon.
 
     The config's ``label_field`` holds each polygon's class: a code listed in a class's ``codes``, a
@@ -103,18 +103,18 @@ def rasterize_polygons(img, path: str, config: TrainConfig) -> np.ndarray:
     by_value = {str(code): i for i, c in enumerate(config.classes) for code in c.codes}
     by_value.update({c.name: i for i, c in enumerate(config.classes)})
     by_value.update({str(code): IGNORE for code in config.ignore_codes})
-    return burn_polygons(img, path, config.label_field, by_value.get, IGNORE,
+    return burn_polygons(grid_of(img), image_path, path, config.label_field, by_value.get, IGNORE,
                          "add them to a class's 'codes' or to 'ignore_codes'")
 
 
-def read_image(img, config: TrainConfig) -> np.ndarray:
+def read_image(img: gdal.Dataset, image_path: str, config: TrainConfig) -> np.ndarray:
     """The image ``(C, H, W)`` in its dtype; for a 1-band config and an image of 3 or more bands, the luma
     of bands 1–3 (rounded, same dtype)."""
-    image = img.read()
+    image = _whole(img, tuple(range(1, img.RasterCount + 1)), image_path)
     if len(config.input_bands) == 1 and image.shape[0] >= 3:
         return to_luma(image)
     if image.shape[0] < len(config.input_bands):
-        raise LandcoverError(f"image {img.name} has {image.shape[0]} band(s) but the config's input_bands name "
+        raise LandcoverError(f"image {image_path} has {image.shape[0]} band(s) but the config's input_bands name "
                              f"{len(config.input_bands)}: fix input_bands or the pairs")
     return image[:len(config.input_bands)]
 
@@ -130,20 +130,18 @@ def load_pairs(config: TrainConfig) -> list[Pair]:
     """
     lut = code_lut(config)
     pairs = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        for image_path, label_path in config.pairs:
-            with rasterio.open(image_path) as img:
-                image = read_image(img, config)
-                if Path(label_path).suffix.lower() in VECTOR_SUFFIXES:
-                    label = rasterize_polygons(img, label_path, config)
-                else:
-                    label = label_raster_on_grid(img, label_path, config, lut)
-            if config.val_pairs:
-                split = 0 if any(v in image_path for v in config.val_pairs) else image.shape[2]
-            else:
-                split = int(round(image.shape[2] * (1 - config.val_fraction)))
-            pairs.append(Pair(image_path, image, label, split))
+    for image_path, label_path in config.pairs:
+        img = open_raster(image_path, "image")
+        image = read_image(img, image_path, config)
+        if Path(label_path).suffix.lower() in VECTOR_SUFFIXES:
+            label = rasterize_polygons(img, image_path, label_path, config)
+        else:
+            label = label_raster_on_grid(img, image_path, label_path, config, lut)
+        if config.val_pairs:
+            split = 0 if any(v in image_path for v in config.val_pairs) else image.shape[2]
+        else:
+            split = int(round(image.shape[2] * (1 - config.val_fraction)))
+        pairs.append(Pair(image_path, image, label, split))
     if not any((p.label[:, :p.split_col] != IGNORE).any() for p in pairs):
         raise LandcoverError("no labelled pixel is left in the training part after the split and ignore values: "
                              "check the labels, 'ignore_codes'/'ignore_colors' and the validation split")

@@ -4,26 +4,19 @@ import subprocess
 import numpy as np
 import pytest
 import rasterio
-from rasterio.windows import Window
 
 from landcover_plugin.engine.classify import ClassifyParams, classify
-from landcover_plugin.engine.reader import copy_window
-from tests.fixtures import REPO
+from tests.fixtures import REPO, crop
 
 LANDCOVER = REPO / ".venv" / "bin" / "landcover"
-
-
-def _crop(src_path, dst_path, col, row, size):
-    with rasterio.open(src_path) as src:
-        return copy_window(src, Window(col, row, size, size), dst_path)
 
 
 def test_tile_size_and_overlap_barely_change_the_map(tmp_path, shared):
     """Seam-free blending: two tilings (512 px / 128 px overlap and 384 px / 128 px) of a real 0.2 m
     FLAIR scene (a 1024 px validation crop of zone Z3, suburbs) agree on >= 99 % of pixels."""
-    scene = _crop(shared / "flair" / "zones" / "Z3_image.vrt", tmp_path / "z3.tif", 6656, 1024, 1024)
-    a = classify(ClassifyParams(scene, tmp_path / "a.tif", tile_size=512, overlap=128, device="cpu"))
-    b = classify(ClassifyParams(scene, tmp_path / "b.tif", tile_size=384, overlap=128, device="cpu"))
+    scene = crop(shared / "flair" / "zones" / "Z3_image.vrt", tmp_path / "z3.tif", 6656, 1024, 1024)
+    a = classify(ClassifyParams(scene, tmp_path / "a.tif", tile_size_px=512, overlap_px=128, device="cpu"))
+    b = classify(ClassifyParams(scene, tmp_path / "b.tif", tile_size_px=384, overlap_px=128, device="cpu"))
     with rasterio.open(a.output) as fa, rasterio.open(b.output) as fb:
         ca, cb = fa.read(1), fb.read(1)
     valid = ca != 255
@@ -37,11 +30,14 @@ def test_tile_size_and_overlap_barely_change_the_map(tmp_path, shared):
 def test_cli_on_4_band_naip_uses_the_models_band_order(tmp_path, shared):
     naip = shared / "scenes" / "naip_m_4709963_se_14_1_20200831_5m.tif"
     out = tmp_path / "naip.tif"
-    proc = subprocess.run([str(LANDCOVER), "classify", str(naip), str(out)], capture_output=True, text=True)
+    refused = subprocess.run([str(LANDCOVER), "classify", str(naip), str(out)], capture_output=True, text=True)
+    assert refused.returncode == 2 and "25× the model's GSD (0.2 m)" in refused.stderr and "--gsd off" in refused.stderr
+    assert not out.exists()
+    proc = subprocess.run([str(LANDCOVER), "classify", str(naip), str(out), "--gsd", "off"], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     text = proc.stdout + proc.stderr
     assert "bands 1,2,3 (first 3; colour interpretation does not name the model's bands)" in text
-    assert "differs from the model's 0.2 m" in text
+    assert "resampling off (--gsd off)" in text
     with rasterio.open(naip) as src, rasterio.open(out) as dst:
         assert (dst.crs, dst.transform, dst.shape) == (src.crs, src.transform, src.shape)
         valid = src.dataset_mask() > 0
@@ -63,8 +59,9 @@ def test_cli_on_non_georeferenced_jpeg(tmp_path, shared):
 
 @pytest.mark.parametrize("name", ["RGBA.byte.tif", "drone_fotomap_small.tif"])
 def test_alpha_zero_of_real_rgba_rasters_becomes_nodata(tmp_path, shared, name):
-    src_path = shared / "scenes" / name
-    result = classify(ClassifyParams(src_path, tmp_path / "d.tif", device="cpu"))
+    src_path = shared / "scenes" / name  # Landsat at 300 m: a model without GSD; the drone (0.02 m): resampled
+    model = "dubai-rgb" if name == "RGBA.byte.tif" else None
+    result = classify(ClassifyParams(src_path, tmp_path / "d.tif", model, device="cpu"))
     with rasterio.open(src_path) as src, rasterio.open(result.output) as dst:
         alpha = src.read(4)
         classes = dst.read(1)

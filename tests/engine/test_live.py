@@ -4,7 +4,9 @@ import rasterio
 
 from landcover_plugin.engine.classify import ClassifyParams, classify
 from landcover_plugin.engine.live import Level, LiveClassifier, TileCache, choose_level, missing_blocks
-from landcover_plugin.engine.reader import copy_window
+from landcover_plugin.engine.reader import copy_window, open_source
+from landcover_plugin.engine.windows import PixelWindow
+from landcover_plugin.feedback import Feedback
 from landcover_plugin.errors import Cancelled
 from landcover_plugin.model.adapter import OnnxModel
 from tests.fixtures import dominant_image, make_model, make_raster
@@ -52,6 +54,10 @@ def scene(tmp_path):
     return src, OnnxModel(model), whole
 
 
+def live_of(src, model, tile=40):
+    return LiveClassifier(open_source(src, model.num_bands, model.meta.input_bands), model, TileCache(1 << 20), tile=tile)
+
+
 def bounds_of(src, col0, row0, col1, row1):
     with rasterio.open(src) as ds:
         left, top = ds.transform * (col0, row0)
@@ -61,14 +67,14 @@ def bounds_of(src, col0, row0, col1, row1):
 
 def test_live_views_equal_the_whole_raster_run_and_pans_reuse_tiles(scene):
     src, model, whole = scene
-    live = LiveClassifier(src, model, TileCache(1 << 20), tile=40)
+    live = live_of(src, model)
     try:
         first = live.classify_view(bounds_of(src, 10, 15, 95, 70), NATIVE)
         assert first.classes.shape == (80, 120)  # the 40-px tiles the view touches
         np.testing.assert_array_equal(first.classes, whole[0:80, 0:120])
         assert (first.computed, first.cached) == (6, 0)
         panned = live.classify_view(bounds_of(src, 50, 60, 169, 229), NATIVE)  # to the raster's corner
-        assert panned.transform.c == first.transform.c + 40 * 0.2 and panned.cached == 2
+        assert panned.grid.geotransform[0] == first.grid.geotransform[0] + 40 * 0.2 and panned.cached == 2
         np.testing.assert_array_equal(panned.classes, whole[40:230, 40:170])
         back = live.classify_view(bounds_of(src, 10, 15, 95, 70), NATIVE)
         assert back.computed == 0 and back.cached == 6
@@ -80,15 +86,16 @@ def test_live_views_equal_the_whole_raster_run_and_pans_reuse_tiles(scene):
 
 def test_a_cancelled_view_keeps_its_finished_tiles(scene):
     src, model, whole = scene
-    live = LiveClassifier(src, model, TileCache(1 << 20), tile=40)
+    live = live_of(src, model)
     calls = []
 
-    def cancelled():
-        calls.append(1)
-        return len(calls) > 9
+    class Stop(Feedback):
+        def is_cancelled(self):
+            calls.append(1)
+            return len(calls) > 9
 
     with pytest.raises(Cancelled):
-        live.classify_view(bounds_of(src, 0, 0, 170, 230), NATIVE, cancelled=cancelled)
+        live.classify_view(bounds_of(src, 0, 0, 170, 230), NATIVE, Stop())
     kept = len(live.cache)
     assert 0 < kept < 30
     view = live.classify_view(bounds_of(src, 0, 0, 170, 230), NATIVE)
@@ -99,15 +106,15 @@ def test_a_cancelled_view_keeps_its_finished_tiles(scene):
 
 def test_a_coarser_level_classifies_the_resampled_raster(scene, tmp_path):
     src, model, _ = scene
-    live = LiveClassifier(src, model, TileCache(1 << 20), tile=40)
+    live = live_of(src, model)
     try:
         view = live.classify_view(bounds_of(src, 0, 0, 170, 230), Level(2.0, "zoomed out"))
-        level = live.level_raster(2.0).dataset
-        assert (level.width, level.height) == (85, 115) and level.res == (0.4, 0.4)
-        copy_window(level, rasterio.windows.Window(0, 0, 85, 115), tmp_path / "level.tif")
+        level = live.level_source(2.0)
+        assert (level.width, level.height) == (85, 115) and level.grid.geotransform[1] == 0.4
+        copy_window(level.ds, PixelWindow(0, 0, 85, 115), tmp_path / "level.tif")
     finally:
         live.close()
-    classify(ClassifyParams(tmp_path / "level.tif", tmp_path / "level_classes.tif", model.path))
+    classify(ClassifyParams(tmp_path / "level.tif", tmp_path / "level_classes.tif", model.path, gsd="off"))
     with rasterio.open(tmp_path / "level_classes.tif") as c:
         np.testing.assert_array_equal(view.classes, c.read(1))
-        assert view.transform == c.transform
+        assert view.grid.geotransform == c.transform.to_gdal()

@@ -2,15 +2,15 @@ import numpy as np
 import rasterio
 from rasterio.enums import ColorInterp
 
-from landcover_plugin.engine.reader import open_input
-from landcover_plugin.engine.windows import Window
+from landcover_plugin.engine.reader import open_source
+from landcover_plugin.engine.windows import PixelWindow as Window
 from tests.fixtures import make_raster
 
 
 def test_a_grey_model_reads_rgb_rasters_as_luma(tmp_path):
     rgb = np.random.default_rng(0).integers(0, 256, (3, 20, 30), dtype=np.uint8)
     path = make_raster(tmp_path / "rgb.tif", rgb)
-    src = open_input(path, 1, ("gray",))
+    src = open_source(path, 1, ("gray",))
     try:
         assert src.luma and src.bands == (1, 2, 3) and "luma of bands 1,2,3" in src.band_note
         data, valid = src.read(Window(0, 0, 30, 20))
@@ -20,7 +20,7 @@ def test_a_grey_model_reads_rgb_rasters_as_luma(tmp_path):
     finally:
         src.close()
     grey = make_raster(tmp_path / "grey.tif", rgb[:1], colorinterp=[ColorInterp.gray])
-    src = open_input(grey, 1, ("gray",))
+    src = open_source(grey, 1, ("gray",))
     try:
         assert not src.luma and src.bands == (1,)  # a grey band is used as it is
     finally:
@@ -41,7 +41,7 @@ def test_validity_comes_from_nodata_alpha_and_mask_bands_and_is_all_true_without
     expected = {plain: np.ones((20, 30), bool), nodata: (rgb != 0).any(0), rgba: alpha[0] > 0,
                 masked: np.arange(20)[:, None].repeat(30, 1) < 15}
     for path, valid_expected in expected.items():
-        src = open_input(path, 3, ("red", "green", "blue"))
+        src = open_source(path, 3, ("red", "green", "blue"))
         try:
             assert src.all_valid == (path == plain)
             _, valid = src.read(Window(0, 0, 30, 20))

@@ -35,8 +35,10 @@ def test_qgis_process_on_rgba_scenes(qgis_env, shared, tmp_path, name):
     src = shared / "scenes" / name
     out = tmp_path / "classes.tif"
     areas = tmp_path / "areas.csv"
+    # Landsat's 300 m pixels are 1500× the model's GSD: refused by default, classified as they are with RESAMPLE=1
+    resample = ["RESAMPLE=1"] if name == "RGBA.byte.tif" else []
     proc = run_qgis_process(qgis_env, "run", "landcover:classify", "--", f"INPUT={src}", f"OUTPUT={out}",
-                            f"CLASS_AREAS={areas}")
+                            f"CLASS_AREAS={areas}", *resample)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "CPUExecutionProvider" in proc.stdout
     check_output(src, out)
@@ -68,7 +70,7 @@ def test_bad_input_is_a_processing_error_without_output(qgis_env, shared, tmp_pa
 
 
 def test_styling_post_processor_and_model_builder(qgis_env, shared, tmp_path):
-    proc = run_python_in_qgis(qgis_env, IN_QGIS, shared / "scenes" / "RGBA.byte.tif", tmp_path)
+    proc = run_python_in_qgis(qgis_env, IN_QGIS, shared / "scenes" / "drone_fotomap_small.tif", tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     assert report["renderer"] == "paletted"
@@ -144,7 +146,7 @@ def test_qgis_process_train_on_a_real_flair_pair(qgis_env, shared, tmp_path):
 def test_qgis_process_vectorize(qgis_env, shared, tmp_path):
     classes = tmp_path / "classes.tif"
     run = run_qgis_process(qgis_env, "run", "landcover:classify", "--", f"INPUT={shared / 'scenes' / 'RGBA.byte.tif'}",
-                           f"OUTPUT={classes}")
+                           "MODEL=dubai-rgb", f"OUTPUT={classes}")
     assert run.returncode == 0, run.stderr
     out = tmp_path / "polygons.gpkg"
     proc = run_qgis_process(qgis_env, "run", "landcover:vectorize", "--json", "--", f"CLASSES={classes}", "SIEVE=4",

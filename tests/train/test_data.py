@@ -172,14 +172,16 @@ def test_real_partial_polygons_train_crops(shared, tmp_path):
 
 
 def test_a_one_band_config_trains_on_the_luma_of_rgb_images(tmp_path, scene):
-    from landcover_plugin.train.data import read_image
     import rasterio
+
+    from landcover_plugin.engine.reader import open_raster
+    from landcover_plugin.train.data import read_image
 
     image, truth = scene
     config = geo_config(tmp_path, image, image, input_bands=["gray"], mean=[0.5], std=[0.5])
     with rasterio.open(image) as img:
         rgb = img.read().astype(float)
-        grey = read_image(img, config)
+    grey = read_image(open_raster(image), str(image), config)
     assert grey.shape == (1, 60, 80) and grey.dtype == np.uint8
     np.testing.assert_array_equal(grey[0], np.round(0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]))
 

@@ -1,0 +1,214 @@
+"""Any raster layer QGIS shows, as an engine ``RasterSource``: windows read with
+``QgsRasterDataProvider.block()`` over their extent at the grid's size.
+
+Layers without a pixel grid of their own (XYZ, WMS/WMTS and other web services) are read on a grid at
+the model's GSD in the layer's CRS, over an extent (the visible one in live mode, EXTENT in
+Processing); such services deliver rendered RGB(A) (QGIS' ``ARGB32``), which is mapped to the model's
+red, green and blue bands (alpha 0: nodata). Layers with data bands (WCS, PostGIS raster, virtual
+rasters) keep their bands, chosen by colour interpretation as for files.
+
+Providers are not thread-safe: a ``ProviderSource`` reads through one provider clone made in the main
+thread (``bind`` swaps in a fresh clone for another worker thread); the engine reads from one thread
+at a time.
+"""
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from qgis.core import Qgis, QgsRasterBlockFeedback, QgsRasterLayer, QgsRectangle
+
+from ..engine.grid import Grid, ground_pixel_size
+from ..engine.source import RasterSource, choose_bands, to_luma
+from ..engine.windows import PixelWindow
+from ..errors import LandcoverError
+from ..feedback import Feedback
+
+MAX_PIXELS = 500_000_000  # a web layer is refused beyond this many pixels at the model's GSD: give a smaller extent
+_RENDERED = (Qgis.ARGB32, Qgis.ARGB32_Premultiplied)
+_COLORS = {3: "red", 4: "green", 5: "blue", 6: "alpha", 1: "gray", 2: "palette"}  # QgsRaster.ColorInterpretation
+_DTYPES = {Qgis.Byte: np.uint8, Qgis.UInt16: np.uint16, Qgis.Int16: np.int16, Qgis.UInt32: np.uint32,
+           Qgis.Int32: np.int32, Qgis.Float32: np.float32, Qgis.Float64: np.float64}
+
+
+def is_file_layer(layer: QgsRasterLayer) -> bool:
+    """A raster file GDAL reads directly (the engine then reads it itself)."""
+    return layer.providerType() == "gdal" and Path(layer.source()).is_file()
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """What a source needs to know of a layer, taken in the main thread (worker threads never touch
+    the layer itself, which the user may remove at any time)."""
+
+    name: str
+    provider_type: str
+    uri: str
+    crs_wkt: str
+    extent: tuple[float, float, float, float]
+
+    @classmethod
+    def of(cls, layer: QgsRasterLayer) -> LayerInfo:
+        e = layer.extent()
+        crs = layer.crs()
+        return cls(layer.name(), layer.providerType(), layer.source(), crs.toWkt() if crs.isValid() else "",
+                   (e.xMinimum(), e.yMinimum(), e.xMaximum(), e.yMaximum()))
+
+
+def layer_grid(info: LayerInfo, extent: tuple[float, float, float, float], gsd_m: float,
+               centre: tuple[float, float] | None = None, max_pixels: int | None = MAX_PIXELS) -> Grid:
+    """A north-up grid in the layer's CRS over ``extent`` (xmin, ymin, xmax, ymax) whose pixels are
+    ``gsd_m`` ground metres at ``centre`` (default: the extent's centre; a Web Mercator metre is about
+    cos φ ground metres). Raises ``LandcoverError`` for a layer without CRS, an empty extent, or more
+    than ``max_pixels``."""
+    if not info.crs_wkt:
+        raise LandcoverError(f"layer '{info.name}' has no CRS: set its CRS in the layer properties first")
+    xmin, ymin, xmax, ymax = extent
+    if not all(map(math.isfinite, extent)) or xmax <= xmin or ymax <= ymin:
+        raise LandcoverError(f"layer '{info.name}' has no usable extent: give an extent to classify")
+    cx, cy = centre or ((xmin + xmax) / 2, (ymin + ymax) / 2)
+    metres = ground_pixel_size(Grid(1, 1, (cx, 1.0, 0.0, cy, 0.0, -1.0), info.crs_wkt))
+    unit = gsd_m / math.sqrt(metres[0] * metres[1]) if metres else gsd_m
+    width, height = max(1, math.ceil((xmax - xmin) / unit - 1e-9)), max(1, math.ceil((ymax - ymin) / unit - 1e-9))
+    if max_pixels and width * height > max_pixels:
+        raise LandcoverError(f"layer '{info.name}' over this extent is {width:,}×{height:,} px at {gsd_m:g} m "
+                             f"({width * height / 1e9:.1f} gigapixels, more than the {max_pixels / 1e9:g} allowed for "
+                             "layers read through QGIS): give a smaller extent")
+    return Grid(width, height, (xmin, unit, 0.0, ymax, 0.0, -unit), info.crs_wkt)
+
+
+class ProviderSource(RasterSource):
+    """A QGIS raster layer read through a clone of its data provider; see the module docstring."""
+
+    def __init__(self, info: LayerInfo, grid: Grid, needed: int, names: tuple[str, ...] | None, provider=None,
+                 holder: dict | None = None):
+        self.grid, self.name = grid, f"layer '{info.name}' ({info.provider_type})"
+        self._holder = holder if holder is not None else {"provider": provider}
+        self._lock = threading.Lock()
+        provider = self._holder["provider"]
+        self.rendered = provider.dataType(1) in _RENDERED
+        self._info, self._needed, self._names = info, needed, names
+        if self.rendered:
+            colors = ["red", "green", "blue"]
+            self.bands, note, self.luma = choose_bands(colors, needed, names)
+            self.band_note = (f"rendered RGB from {info.provider_type} ({note}; alpha 0 is nodata)"
+                              if not self.luma else f"rendered RGB as grey ({note})")
+            self.all_valid = False
+        else:
+            colors = [_COLORS.get(int(provider.colorInterpretation(b)), "undefined")
+                      for b in range(1, provider.bandCount() + 1)]
+            self.bands, self.band_note, self.luma = choose_bands(colors, needed, names)
+            self.all_valid = not any(provider.sourceHasNoDataValue(b) for b in self.bands)
+        self.key = ("qgis", info.provider_type, info.uri, grid.geotransform, grid.crs_wkt, self.bands)
+        self._measure()
+
+    def bind(self, provider) -> None:
+        """Read through ``provider`` (a clone made in the main thread) from now on, here and in every
+        ``rescaled`` view of this source."""
+        self._holder["provider"] = provider
+
+    def _extent(self, w: PixelWindow) -> QgsRectangle:
+        x0, y0 = self.grid.to_map(w.col, w.row)
+        x1, y1 = self.grid.to_map(w.col + w.width, w.row + w.height)
+        return QgsRectangle(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
+
+    def _block(self, band: int, w: PixelWindow) -> np.ndarray:
+        provider = self._holder["provider"]
+        feedback = QgsRasterBlockFeedback()
+        block = provider.block(band, self._extent(w), w.width, w.height, feedback)
+        errors = feedback.errors() if hasattr(feedback, "errors") else []
+        if block is None or not block.isValid() or errors:
+            reason = "; ".join(errors) or provider.error().summary() or "no data returned"
+            raise LandcoverError(f"{self.name} could not deliver {w.width}×{w.height} px at column {w.col}, row {w.row} "
+                                 f"({reason.strip()[:200]}): check the service or connection and try again")
+        dtype = _DTYPES.get(block.dataType())
+        if block.dataType() in _RENDERED:
+            dtype = np.uint32
+        if dtype is None:
+            raise LandcoverError(f"{self.name} delivers {block.dataType()} pixels, which Landcover cannot read")
+        return np.frombuffer(bytes(block.data()), dtype=dtype).reshape(w.height, w.width)
+
+    def read(self, window: PixelWindow) -> tuple[np.ndarray, np.ndarray]:
+        with self._lock:
+            if self.rendered:
+                argb = self._block(1, window)
+                alpha = (argb >> 24).astype(np.uint8)
+                rgb = np.stack([(argb >> s) & 255 for s in (16, 8, 0)]).astype(np.float32)
+                partial = (alpha > 0) & (alpha < 255)  # premultiplied: undo it where it matters
+                if partial.any():
+                    rgb[:, partial] = np.clip(rgb[:, partial] * 255.0 / alpha[partial], 0, 255)
+                data = np.round(rgb).astype(np.uint8)
+                valid = alpha > 0
+            else:
+                provider = self._holder["provider"]
+                planes = [self._block(b, window) for b in self.bands]
+                data = np.stack(planes)
+                valid = np.ones(data.shape[1:], bool)
+                if not self.all_valid:
+                    valid[:] = False
+                    for b, plane in zip(self.bands, planes):
+                        nodata = provider.sourceNoDataValue(b) if provider.sourceHasNoDataValue(b) else None
+                        valid |= plane != nodata if nodata is not None else True
+                if data.dtype.kind == "f":
+                    valid &= np.isfinite(data).all(axis=0)
+        if self.luma:
+            data = to_luma(data)
+        return data, valid
+
+    def rescaled(self, factor: float) -> ProviderSource:
+        """The layer on ``grid.scaled(factor)``: the provider renders or resamples it at that size."""
+        return ProviderSource(self._info, self.grid.scaled(factor), self._needed, self._names, holder=self._holder)
+
+    def close(self) -> None:
+        self._holder["provider"] = None
+
+
+def native_grid(layer: QgsRasterLayer, info: LayerInfo) -> Grid | None:
+    """The pixel grid of a layer whose provider has one (data bands of a known size), else ``None``."""
+    provider = layer.dataProvider()
+    if provider is None or provider.dataType(1) in _RENDERED or not provider.capabilities() & provider.Size:
+        return None
+    if provider.xSize() < 1 or provider.ySize() < 1 or not info.crs_wkt:
+        return None
+    xmin, ymin, xmax, ymax = info.extent
+    return Grid(provider.xSize(), provider.ySize(), (xmin, (xmax - xmin) / provider.xSize(), 0.0, ymax, 0.0,
+                                                     -(ymax - ymin) / provider.ySize()), info.crs_wkt)
+
+
+def layer_input(layer: QgsRasterLayer, model: str | None, extent: QgsRectangle | None, feedback: Feedback,
+                gsd_m: float | None = None) -> str | ProviderSource:
+    """What ``ClassifyParams.input`` gets for ``layer``: its path when it is a raster file (an EXTENT
+    is then not used), else a ``ProviderSource``: on the provider's own pixel grid when it has one,
+    else on a grid at the model's GSD (or ``gsd_m``) over ``extent`` (default: the layer's). Call in
+    the main thread (it clones the provider).
+
+    Raises ``LandcoverError`` when the model states no GSD and none is given, or for the grid (see
+    ``layer_grid``)."""
+    if is_file_layer(layer):
+        if extent is not None:
+            feedback.warning("EXTENT is used for web and other non-file layers only; the whole raster file is classified")
+        return layer.source()
+    from ..model.adapter import read_metadata
+    from ..model.registry import resolve_model
+
+    meta = read_metadata(resolve_model(model))
+    info = LayerInfo.of(layer)
+    needed = len(meta.input_bands) if meta.input_bands else 3
+    grid = native_grid(layer, info)
+    if grid is None:
+        gsd = gsd_m or meta.gsd
+        if gsd is None:
+            raise LandcoverError(f"layer '{layer.name()}' has no pixel grid of its own and the model states no GSD: "
+                                 "give the pixel size to classify at (Input GSD)")
+        area = (extent.xMinimum(), extent.yMinimum(), extent.xMaximum(), extent.yMaximum()) \
+            if extent is not None and not extent.isEmpty() else info.extent
+        grid = layer_grid(info, area, gsd)
+        where = f"a {grid.width}×{grid.height} px grid at {gsd:g} m in the layer's CRS"
+    else:
+        where = f"its own {grid.width}×{grid.height} px grid"
+    source = ProviderSource(info, grid, needed, meta.input_bands, layer.dataProvider().clone())
+    feedback.info(f"{source.name} read through QGIS on {where}; {source.band_note}")
+    return source
