@@ -18,8 +18,7 @@ from pathlib import Path
 import numpy as np
 from osgeo import gdal
 
-from .engine.reader import (GdalSource, copy_window, gdal_errors, grid_of, image_bands, last_error, on_grid, open_raster,
-                            read_window)
+from .engine.reader import GdalSource, copy_window, gdal_errors, grid_of, image_bands, last_error, on_grid, open_raster, read_window
 from .engine.windows import PixelWindow, window_rows
 from .errors import LandcoverError
 from .outputs import AtomicOutputs, check_output_path

@@ -142,7 +142,8 @@ def _info(args) -> int:
             print(f"  {key}: {getattr(meta, key)}")
     print(f"  input: {meta.num_bands} bands {list(meta.input_bands or [])}, value range {list(meta.value_range)}, "
           f"mean {list(meta.mean or [])}, std {list(meta.std or [])}")
-    print(f"  GSD {gsd_text(meta.gsd)}, tile {meta.tile_size} px, overlap {meta.overlap} px, padding {meta.padding} px, output {meta.output}")
+    print(f"  GSD {gsd_text(meta.gsd)}, tile {meta.tile_size} px, overlap {meta.overlap} px, padding {meta.padding} px, "
+          f"output {meta.output}")
     print("  classes:")
     for v, n, c in zip(meta.class_values, meta.class_names, meta.class_colors):
         print(f"    {v:>3}  {c}  {n}")

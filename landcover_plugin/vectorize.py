@@ -75,7 +75,7 @@ def vectorize(params: VectorizeParams) -> VectorizeResult:
     classes = read_classes_tag(src, str(src_path), "vectorize a raster written by landcover classify")
     band = src.GetRasterBand(1)
     ct = band.GetColorTable()
-    colors = ["#%02x%02x%02x" % ct.GetColorEntry(v)[:3] if ct else "#888888" for v in classes]
+    colors = ["#{:02x}{:02x}{:02x}".format(*ct.GetColorEntry(v)[:3]) if ct else "#888888" for v in classes]
     srs = osr.SpatialReference(wkt=src.GetProjection()) if src.GetProjection() else None
     if srs is not None and srs.IsGeographic():
         raise LandcoverError(f"{src_path} is in a geographic CRS, so areas would be in degrees²: reproject it to a "

@@ -7,8 +7,8 @@ from rasterio.crs import CRS
 from rasterio.transform import from_origin
 
 from landcover_plugin.cli import main
-from landcover_plugin.errors import LandcoverError
 from landcover_plugin.codes import parse_codes, parse_mapping
+from landcover_plugin.errors import LandcoverError
 from landcover_plugin.evaluate import EvaluateParams, evaluate
 
 CLASSES = {1: "built", 2: "water", 5: "trees"}

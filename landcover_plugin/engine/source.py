@@ -66,11 +66,11 @@ class RasterSource(ABC):
 
     @abstractmethod
     def rescaled(self, factor: float) -> RasterSource:
-        """This raster on ``grid.scaled(factor)`` (pixels ``factor`` times larger: averaged when
+        """The raster on ``grid.scaled(factor)`` (pixels ``factor`` times larger: averaged when
         ``factor`` > 1, interpolated when < 1; validity resampled too, so nodata never bleeds into
         valid pixels). Close it after use; it does not close this source."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (optional: sources holding nothing need not override it)
         """Release what the source holds (datasets, provider clones)."""
 
     def __enter__(self) -> RasterSource:

@@ -6,10 +6,9 @@ Everything is written under temporary names (``outputs.AtomicOutputs``) and rena
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
-
-import json
 
 import numpy as np
 from osgeo import gdal
@@ -74,7 +73,8 @@ def qml_style(meta: ModelMetadata) -> str:
       <colorramp type="randomcolors" name="[source]"/>
     </rasterrenderer>
     <brightnesscontrast brightness="0" contrast="0" gamma="1"/>
-    <huesaturation saturation="0" colorizeOn="0" colorizeRed="255" colorizeGreen="128" colorizeBlue="128" colorizeStrength="100" grayscaleMode="0"/>
+    <huesaturation saturation="0" colorizeOn="0" colorizeRed="255" colorizeGreen="128" colorizeBlue="128" \
+colorizeStrength="100" grayscaleMode="0"/>
     <rasterresampler maxOversampling="2"/>
     <resamplingStage>resamplingFilter</resamplingStage>
   </pipe>

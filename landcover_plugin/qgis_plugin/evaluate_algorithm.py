@@ -1,8 +1,11 @@
 """Processing algorithm ``landcover:evaluate``: a class raster against reference labels (engine:
 ``landcover_plugin.evaluate``)."""
-from qgis.core import (QgsProcessingOutputNumber,
-                       QgsProcessingParameterFileDestination, QgsProcessingParameterRasterLayer,
-                       QgsProcessingParameterString)
+from qgis.core import (
+    QgsProcessingOutputNumber,
+    QgsProcessingParameterFileDestination,
+    QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
+)
 
 from .base import LandcoverAlgorithm
 

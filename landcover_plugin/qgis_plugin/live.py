@@ -14,8 +14,7 @@ import threading
 import time
 from pathlib import Path
 
-from qgis.core import (QgsApplication, QgsCoordinateTransform, QgsMessageLog, QgsProject, QgsRasterLayer,
-                       QgsRectangle, QgsTask)
+from qgis.core import QgsApplication, QgsCoordinateTransform, QgsMessageLog, QgsProject, QgsRasterLayer, QgsRectangle, QgsTask
 from qgis.PyQt.QtCore import QObject, QTimer, pyqtSignal
 
 from ..engine.live import LiveClassifier, TileCache, choose_level, write_view

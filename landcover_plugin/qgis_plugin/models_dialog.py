@@ -7,8 +7,7 @@ from html import escape
 from pathlib import Path
 
 from qgis.PyQt.QtCore import Qt
-from qgis.PyQt.QtWidgets import (QDialog, QDialogButtonBox, QFileDialog, QHBoxLayout, QListWidget, QPushButton,
-                                 QTextBrowser, QVBoxLayout)
+from qgis.PyQt.QtWidgets import QDialog, QDialogButtonBox, QFileDialog, QHBoxLayout, QListWidget, QPushButton, QTextBrowser, QVBoxLayout
 
 from ..errors import LandcoverError
 from ..model.adapter import read_metadata, validate_model

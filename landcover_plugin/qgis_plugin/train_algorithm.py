@@ -3,9 +3,14 @@ like any Processing algorithm, with progress and Cancel."""
 from datetime import datetime
 from pathlib import Path
 
-from qgis.core import (QgsProcessingException, QgsProcessingOutputFolder, QgsProcessingOutputNumber,
-                       QgsProcessingParameterFile, QgsProcessingParameterFileDestination,
-                       QgsProcessingParameterNumber)
+from qgis.core import (
+    QgsProcessingException,
+    QgsProcessingOutputFolder,
+    QgsProcessingOutputNumber,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterFileDestination,
+    QgsProcessingParameterNumber,
+)
 
 from .base import LandcoverAlgorithm
 

@@ -1,11 +1,14 @@
 """Processing algorithm ``landcover:vectorize`` (engine: ``landcover_plugin.vectorize``)."""
 from pathlib import Path
 
-from qgis.core import (QgsProcessingOutputNumber, QgsProcessingParameterNumber,
-                       QgsProcessingParameterRasterLayer, QgsProcessingParameterVectorDestination)
+from qgis.core import (
+    QgsProcessingOutputNumber,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterVectorDestination,
+)
 
 from .base import LandcoverAlgorithm
-
 
 
 class VectorizeAlgorithm(LandcoverAlgorithm):

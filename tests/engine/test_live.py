@@ -6,8 +6,8 @@ from landcover_plugin.engine.classify import ClassifyParams, classify
 from landcover_plugin.engine.live import Level, LiveClassifier, TileCache, choose_level, missing_blocks
 from landcover_plugin.engine.reader import copy_window, open_source
 from landcover_plugin.engine.windows import PixelWindow
-from landcover_plugin.feedback import Feedback
 from landcover_plugin.errors import Cancelled
+from landcover_plugin.feedback import Feedback
 from landcover_plugin.model.adapter import OnnxModel
 from tests.fixtures import dominant_image, make_model, make_raster
 

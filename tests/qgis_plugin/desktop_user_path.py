@@ -18,7 +18,7 @@ import traceback
 from pathlib import Path
 
 import qgis.utils
-from qgis.core import Qgis, QgsApplication, QgsProject, QgsRasterLayer, QgsRectangle
+from qgis.core import Qgis, QgsApplication, QgsProject, QgsRectangle
 from qgis.gui import QgsMapLayerComboBox
 from qgis.PyQt.QtCore import QTimer
 from qgis.PyQt.QtWidgets import QCheckBox, QComboBox, QDockWidget, QLabel

@@ -3,10 +3,18 @@ with a layer post-processor, and run it as a child of a model-builder model. Pri
 import json
 import sys
 
-from qgis.core import (QgsApplication, QgsProcessingContext, QgsProcessingFeedback, QgsProcessingModelAlgorithm,
-                       QgsProcessingModelChildAlgorithm, QgsProcessingModelChildParameterSource,
-                       QgsProcessingModelOutput, QgsProcessingModelParameter, QgsProcessingParameterRasterLayer,
-                       QgsRasterLayer)
+from qgis.core import (
+                       QgsApplication,
+                       QgsProcessingContext,
+                       QgsProcessingFeedback,
+                       QgsProcessingModelAlgorithm,
+                       QgsProcessingModelChildAlgorithm,
+                       QgsProcessingModelChildParameterSource,
+                       QgsProcessingModelOutput,
+                       QgsProcessingModelParameter,
+                       QgsProcessingParameterRasterLayer,
+                       QgsRasterLayer,
+)
 
 app = QgsApplication([], False)
 app.initQgis()

@@ -4,7 +4,6 @@ import sysconfig
 import zipfile
 
 import pytest
-
 import rasterio
 
 from tests.fixtures import dominant_image, make_raster
