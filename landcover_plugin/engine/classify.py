@@ -52,6 +52,7 @@ class ClassifyParams:
     threads: int | None = None
     row_range: tuple[int, int] | None = None  # write only input rows [y0, y1) (a part, for scale-out)
     tta: bool = False  # test-time augmentation: flips and 90° rotations averaged (8× slower)
+    model_output: int = 0  # which output of a multi-output network is read
 
 
 @dataclass
@@ -154,7 +155,7 @@ def blended_rows(src: InputRaster, model: OnnxModel, tile: int, overlap: int, re
                 x = np.stack([d if full else np.where(v, d, np.asarray(fill, d.dtype)) for _, d, v, full in batch])
                 probs = model.predict(x, tta)
                 for (w, _, v, full), p in zip(batch, probs):
-                    weight = tile_weights(w, src.width, src.height, meta.padding)
+                    weight = tile_weights(w, src.width, src.height, meta.padding_px)
                     acc.add(w, p, weight if full else weight * v)
             done += len(row)
             if progress:
@@ -197,20 +198,22 @@ def classify(params: ClassifyParams, progress: Callable[[float], None] | None = 
         check_output(input_path, conf_path, "confidence output")
         if conf_path.resolve() == output.resolve():
             raise LandcoverError("the confidence output must differ from the class output: choose another path")
-    model = OnnxModel(resolve_model(params.model), params.device, params.threads)
+    model = OnnxModel(resolve_model(params.model), params.device, params.threads, params.model_output)
     meta = model.meta
-    tile = params.tile_size or meta.tile_size
-    overlap = meta.overlap if params.overlap is None else params.overlap
-    if overlap < 2 * meta.padding:
-        raise LandcoverError(f"overlap {overlap} px must be at least twice the model's padding ({meta.padding} px): raise --overlap")
+    tile = params.tile_size or meta.tile_size_px
+    overlap = meta.overlap_px if params.overlap is None else params.overlap
+    if overlap < 2 * meta.padding_px:
+        raise LandcoverError(f"overlap {overlap} px must be at least twice the model's padding ({meta.padding_px} px): raise --overlap")
     src = open_input(input_path, model.num_bands, meta.input_bands, params.bands)
     try:
         say(f"Model {meta.name or model.path.stem} on {model.provider}; input {src.width}×{src.height} px, {src.band_note}")
+        for note in meta.notes:
+            warn(note)
         if not src.georeferenced:
             warn(f"{input_path.name} is not georeferenced: the output has no CRS and pixel coordinates")
-        if src.gsd and meta.gsd and not 1 / GSD_TOLERANCE <= src.gsd / meta.gsd <= GSD_TOLERANCE:
-            warn(f"input pixel size {src.gsd:.3g} m differs from the model's {meta.gsd:.3g} m by more than "
-                 f"{GSD_TOLERANCE:g}×: results may be poor; resample the input to about {meta.gsd:g} m")
+        if src.gsd and meta.gsd_m and not 1 / GSD_TOLERANCE <= src.gsd / meta.gsd_m <= GSD_TOLERANCE:
+            warn(f"input pixel size {src.gsd:.3g} m differs from the model's {meta.gsd_m:.3g} m by more than "
+                 f"{GSD_TOLERANCE:g}×: results may be poor; resample the input to about {meta.gsd_m:g} m")
         y0, y1 = params.row_range or (0, src.height)
         if not 0 <= y0 < y1 <= src.height:
             raise LandcoverError(f"row range {y0}..{y1} is outside the raster's rows 0..{src.height}")

@@ -146,7 +146,7 @@ class LiveClassifier:
                  tile: int = 128, batch_size: int = 1):
         self.model, self.cache, self.tile, self.batch_size = model, cache, tile, batch_size
         meta = model.meta
-        self.window, self.overlap = meta.tile_size, meta.overlap
+        self.window, self.overlap = meta.tile_size_px, meta.overlap_px
         self.source = open_input(path, model.num_bands, meta.input_bands, bands)
         self._levels: dict[float, InputRaster] = {1.0: self.source}
         self._lock = threading.Lock()

@@ -40,7 +40,7 @@ class LiveTask(QgsTask):
     def run(self):
         try:
             live = self.session.classifier()
-            level = choose_level(live.source.gsd, live.model.meta.gsd, self.screen_px)
+            level = choose_level(live.source.gsd, live.model.meta.gsd_m, self.screen_px)
             self.view = live.classify_view(self.bounds, level, cancelled=self.isCanceled,
                                            progress=lambda f: self.setProgress(100 * f))
             if self.view is not None:

@@ -33,7 +33,7 @@ def export_onnx(net: torch.nn.Module, meta: ModelMetadata, path: str | Path, in_
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
     wrapper = _WithSoftmax(net).eval()  # eval: BatchNorm must export its running statistics
-    dummy = torch.zeros(1, in_channels, meta.tile_size, meta.tile_size)
+    dummy = torch.zeros(1, in_channels, meta.tile_size_px, meta.tile_size_px)
     axes = {0: "batch", 2: "height", 3: "width"}
     try:
         torch.onnx.export(wrapper, dummy, str(tmp), input_names=["input"], output_names=["probabilities"],

@@ -16,8 +16,8 @@ DEEPNESS = {  # keys and value styles as written by the Deepness plugin's publis
 def test_deepness_keys_are_read():
     meta = parse_metadata(DEEPNESS)
     assert meta.class_names == ("background", "field", "road")
-    assert meta.gsd == pytest.approx(0.2)
-    assert meta.tile_size == 512 and meta.overlap == round(512 * 0.15)
+    assert meta.gsd_m == pytest.approx(0.2)
+    assert meta.tile_size_px == 512 and meta.overlap_px == round(512 * 0.15)
     assert meta.mean == (0.485, 0.456, 0.406) and meta.num_bands == 3
     assert meta.class_values == (0, 1, 2) and len(meta.class_colors) == 3
     assert meta.value_range == (0.0, 255.0)
@@ -27,7 +27,7 @@ def test_tile_size_alias_and_round_trip():
     meta = parse_metadata({"class_names": '["a", "b"]', "tile_size": "256", "overlap": "32", "gsd": "0.5",
                            "class_colors": '["#FF0000", "#00ff00"]', "class_values": "[3, 9]",
                            "input_bands": '["Red", "Green"]', "padding": "8", "output": "logits"})
-    assert meta.tile_size == 256 and meta.overlap == 32 and meta.padding == 8
+    assert meta.tile_size_px == 256 and meta.overlap_px == 32 and meta.padding_px == 8
     assert meta.input_bands == ("red", "green") and meta.class_colors == ("#ff0000", "#00ff00")
     again = parse_metadata(meta.to_props())
     assert again == meta
@@ -58,5 +58,5 @@ def test_bad_metadata_names_the_key(props, key):
 def test_defaults():
     meta = parse_metadata({"class_names": '["a", "b"]'})
     assert isinstance(meta, ModelMetadata)
-    assert (meta.tile_size, meta.overlap, meta.padding, meta.output) == (512, 64, 0, "probabilities")
-    assert meta.num_bands is None and meta.gsd is None
+    assert (meta.tile_size_px, meta.overlap_px, meta.padding_px, meta.output) == (512, 64, 0, "probabilities")
+    assert meta.num_bands is None and meta.gsd_m is None
