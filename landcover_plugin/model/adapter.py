@@ -418,12 +418,12 @@ def threshold_remap(p: np.ndarray, thresh: float) -> np.ndarray:
     (apart from ties at 0.5, which go to the class)."""
     eps = np.float32(1e-6)
     if thresh <= 0:
-        return (0.5 + eps + (0.5 - eps) * p).astype(np.float32)
+        return np.clip(0.5 + eps + (0.5 - eps) * p, 0, 1).astype(np.float32)
     if thresh >= 1:
         return np.where(p >= 1, np.float32(1), (0.5 - eps) * p).astype(np.float32)
     low = p * (0.5 / thresh)
     high = 0.5 + eps + (p - thresh) * ((0.5 - eps) / (1 - thresh))
-    return np.where(p >= thresh, high, np.minimum(low, 0.5 - eps)).astype(np.float32)
+    return np.clip(np.where(p >= thresh, high, np.minimum(low, 0.5 - eps)), 0, 1).astype(np.float32)
 
 
 def read_metadata(path: str | Path, output: int = 0) -> ModelMetadata:
