@@ -151,3 +151,28 @@ def test_qgis_process_vectorize(qgis_env, shared, tmp_path):
                             f"OUTPUT={out}")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert json.loads(proc.stdout)["results"]["POLYGONS"] > 0 and out.exists() and out.with_suffix(".qml").exists()
+
+
+@pytest.mark.shared_data
+@pytest.mark.parametrize("name", ["one_output_sigmoid_bsx512x512", "different_output_size_512_to_484",
+                                  "two_outputs_softmax_bsx2x512x512", "detector"])
+def test_deepness_models_in_processing_classify_or_fail_in_one_line(qgis_env, shared, tmp_path, name):
+    """Deepness' test models through the Toolbox algorithm: the rank-3 one that crashed, the 512 → 484 one,
+    a two-output one; a detector is refused with one line, without a traceback."""
+    folder = shared / "deepness_models"
+    model = folder / f"{name}.onnx"
+    if name == "detector":
+        from tests.fixtures import make_model
+
+        model = make_model(tmp_path / "detector.onnx", props={"model_type": '"Detector"'})
+    out = tmp_path / "o.tif"
+    proc = run_qgis_process(qgis_env, "run", "landcover:classify", "--", f"INPUT={folder / 'dummy_fotomap_small.tif'}",
+                            f"MODEL={model}", f"OUTPUT={out}")
+    text = proc.stdout + proc.stderr
+    assert "Traceback" not in text
+    if name == "detector":
+        assert proc.returncode != 0 and "is an object detector" in text and not out.exists()
+    else:
+        assert proc.returncode == 0, text
+        with rasterio.open(out) as dst:
+            assert set(np.unique(dst.read(1))) <= {0, 1}  # two classes, no nodata (all pixels valid)
