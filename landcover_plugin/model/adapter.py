@@ -68,20 +68,27 @@ def _first_line(exc: Exception) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
 
 
-def _load_bytes(path: Path) -> tuple[bytes, dict[str, str] | None]:
-    """The file's bytes and its metadata_props (``None`` when the bytes are not protobuf)."""
+def _model_source(path: Path) -> tuple[str | bytes, bool]:
+    """What onnxruntime opens: the path, or, for a model whose metadata says ``size_multiple`` (its static
+    input size is for other tools), its bytes with the spatial dimensions declared dynamic. The second
+    value says whether the dimensions were relaxed."""
     if not path.is_file():
         raise ModelError(f"model file not found: {path}: check the path")
-    data = path.read_bytes()
     try:
-        return data, onnx_proto.metadata_props(data)
-    except (ValueError, UnicodeDecodeError):
-        return data, None
+        props = onnx_proto.file_metadata_props(path)
+    except (ValueError, UnicodeDecodeError, OSError):
+        return str(path), False  # onnxruntime says what is wrong with it
+    if "size_multiple" not in props:
+        return str(path), False
+    try:
+        return onnx_proto.free_spatial_dims(path.read_bytes()), True
+    except ValueError:
+        return str(path), False
 
 
-def _session(path: Path, data: bytes, providers: list[str], options: ort.SessionOptions | None = None) -> ort.InferenceSession:
+def _session(path: Path, source: str | bytes, providers: list[str], options: ort.SessionOptions | None = None) -> ort.InferenceSession:
     try:
-        return ort.InferenceSession(data, options, providers=providers)
+        return ort.InferenceSession(source, options, providers=providers)
     except Exception as exc:  # onnxruntime raises InvalidProtobuf, Fail, ... for files it cannot load
         raise ModelError(f"cannot load {path}: the file is not a valid ONNX model ({_first_line(exc)})") from None
 
@@ -167,14 +174,8 @@ class OnnxModel:
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
-        data, props = _load_bytes(self.path)
-        relaxed = False
-        if props and "size_multiple" in props:  # declared static for other tools, runs at any size here
-            try:
-                data, relaxed = onnx_proto.free_spatial_dims(data), True
-            except ValueError:
-                pass
-        self.session = _session(self.path, data, choose_providers(device), options)
+        source, relaxed = _model_source(self.path)
+        self.session = _session(self.path, source, choose_providers(device), options)
         props = dict(self.session.get_modelmeta().custom_metadata_map)
         try:
             self._open(props, output)
@@ -470,12 +471,14 @@ def compatible_tools(path: str | Path) -> dict[str, str]:
     if isinstance(names, list) and names and not all(isinstance(n, dict) for n in names):
         deepness.append("class_names is a list, not {\"0\": name}")
     if not isinstance(names, dict):
-        geodeep.append("class_names is not {\"0\": name}")
+        geodeep.append("class_names is not {\"0\": name} (GeoDeep's GeoJSON output needs it)")
     if not all(isinstance(d, int) for d in inp[1:]):
         if not isinstance(inp[1], int):
             deepness.append("the input's channel axis is symbolic")
         if not isinstance(inp[-1], int):
             geodeep.append("the input's size is symbolic (GeoDeep takes the tile size from it)")
+    if model.contract.sigmoid:
+        geodeep.append("a one-channel sigmoid output (GeoDeep takes the argmax over the channel axis, so never the class)")
     if (model.num_bands * model.meta.band_repeat) != 3:
         geodeep.append("the network does not take 3 channels (GeoDeep feeds RGB)")
     for shape in outs:

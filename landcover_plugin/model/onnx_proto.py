@@ -75,6 +75,46 @@ def metadata_props(model: bytes) -> dict[str, str]:
     return props
 
 
+def file_metadata_props(path) -> dict[str, str]:
+    """``metadata_props`` of an ONNX file, read without loading the graph (its bytes are skipped)."""
+    props = {}
+    with open(path, "rb") as fh:
+        size = fh.seek(0, 2)
+        fh.seek(0)
+
+        def varint() -> int:
+            value = shift = 0
+            while True:
+                byte = fh.read(1)
+                if not byte:
+                    raise ValueError("truncated varint")
+                value |= (byte[0] & 0x7F) << shift
+                if not byte[0] & 0x80:
+                    return value
+                shift += 7
+                if shift > 70:
+                    raise ValueError("varint too long")
+
+        while fh.tell() < size:
+            tag = varint()
+            number, wire = tag >> 3, tag & 7
+            if wire == 0:
+                varint()
+            elif wire == 2:
+                length = varint()
+                if fh.tell() + length > size:
+                    raise ValueError("truncated field")
+                if number == 14:
+                    props.update(metadata_props(_delimited(14, fh.read(length))))
+                else:
+                    fh.seek(length, 1)
+            elif wire in (1, 5):
+                fh.seek(8 if wire == 1 else 4, 1)
+            else:
+                raise ValueError(f"unsupported wire type {wire}")
+    return props
+
+
 def _free_dims(value_info: bytes, axes: tuple[int, ...], names: tuple[str, ...]) -> bytes:
     """A ValueInfoProto with the dimensions at ``axes`` of its tensor shape made symbolic."""
 

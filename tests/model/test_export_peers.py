@@ -58,7 +58,8 @@ def test_upgrade_keeps_the_outputs(tmp_path, grey):
 def test_protobuf_reader_matches_onnx(tmp_path):
     path = make_model(tmp_path / "m.onnx", props={"size_multiple": "32", "name": "é ü"})
     data = path.read_bytes()
-    assert onnx_proto.metadata_props(data) == {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    want = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    assert onnx_proto.metadata_props(data) == onnx_proto.file_metadata_props(path) == want
     relaxed = onnx.load_from_string(onnx_proto.free_spatial_dims(data))
     dims = [d.dim_param or d.dim_value for d in relaxed.graph.input[0].type.tensor_type.shape.dim]
     assert dims == ["B", 3, "height", "width"]

@@ -176,3 +176,24 @@ def test_deepness_models_in_processing_classify_or_fail_in_one_line(qgis_env, sh
         assert proc.returncode == 0, text
         with rasterio.open(out) as dst:
             assert set(np.unique(dst.read(1))) <= {0, 1}  # two classes, no nodata (all pixels valid)
+
+
+@pytest.mark.shared_data
+def test_model_manager_adds_every_deepness_model_and_refuses_others_in_one_line(qgis_env, shared, tmp_path):
+    folder = tmp_path / "models"
+    folder.mkdir()
+    for path in (shared / "deepness_models").glob("*.onnx"):
+        (folder / path.name).write_bytes(path.read_bytes())
+    from tests.fixtures import make_model
+
+    make_model(folder / "zz_detector.onnx", props={"model_type": '"Detector"'})
+    proc = run_python_in_qgis(qgis_env, Path(__file__).with_name("manager_check.py"), folder)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stdout + proc.stderr
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert len(report) == 9
+    for name, result in report.items():
+        if name == "zz_detector.onnx":
+            assert result["verdict"].startswith("refused: ") and "is an object detector" in result["verdict"]
+            assert "\n" not in result["verdict"] and result["page_error"]
+        else:
+            assert result == {"verdict": "added", "page_error": False}, name
