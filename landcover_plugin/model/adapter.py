@@ -305,7 +305,6 @@ class OnnxModel:
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         """The chosen output for network input ``x``, run in batches of the network's batch size."""
-        c = self.contract
         if self.batch and len(x) != self.batch:  # a static batch: split, and pad the last part
             parts = []
             for i in range(0, len(x), self.batch):
