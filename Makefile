@@ -11,7 +11,7 @@ export QT_QPA_PLATFORM ?= offscreen
 setup: $(STAMP) landcover_plugin/resources.py
 
 # apt packages are installed only when one is missing, so a second `make setup` is quick.
-$(STAMP): requirements.txt constraints.txt pyproject.toml
+$(STAMP): requirements.txt requirements-test.txt constraints.txt pyproject.toml
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  echo "apt: installing $$missing"; \
@@ -20,6 +20,7 @@ $(STAMP): requirements.txt constraints.txt pyproject.toml
 	fi
 	test -x $(PY) || /usr/bin/python3 -m venv --system-site-packages $(VENV)
 	$(PY) -m pip install -q -c constraints.txt -r requirements.txt
+	$(PY) -m pip install -q -c constraints.txt -r requirements-test.txt
 	$(PY) -m pip install -q -c constraints.txt --no-deps -e .
 	touch $(STAMP)
 

@@ -61,10 +61,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(args.model, str(prepared))
-        quantize_static(str(prepared), str(output), Tiles(model, config, args.tiles, model.meta.tile_size),
+        quantize_static(str(prepared), str(output), Tiles(model, config, args.tiles, model.meta.tile_size_px),
                         quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QUInt8,
                         weight_type=QuantType.QInt8)
-    tile = model.meta.tile_size
+    tile = model.meta.tile_size_px
     for path in (Path(args.model), output):
         seconds = 4 * tile * tile / 1e6 / model_only(OnnxModel(path, "cpu"), tile, 4, seconds=10.0)
         print(f"{path.name}: {path.stat().st_size / 1e6:.1f} MB, {seconds:.3f} s per batch "

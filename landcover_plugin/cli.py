@@ -90,7 +90,8 @@ def _classify(args) -> int:
 
     params = ClassifyParams(args.input, args.output, args.model, args.tile_size, args.overlap, args.batch_size,
                             args.device, args.confidence, args.bands, args.threads, tta=args.tta, gsd=args.gsd,
-                            output_resolution=args.output_resolution, on_read_error=args.on_read_error, areas=args.areas)
+                            output_resolution=args.output_resolution, on_read_error=args.on_read_error, areas=args.areas,
+                            model_output=args.model_output)
     if args.scheduler:
         from .scale_out import classify_dask
 
@@ -124,29 +125,33 @@ def _models(args) -> int:
         meta = read_metadata(path)
         default = " (default)" if name == DEFAULT_MODEL else ""
         bands = f"{meta.num_bands} band{'s' if meta.num_bands != 1 else ''} ({', '.join(meta.input_bands or ['unnamed'])})"
-        print(f"{name}{default}: {meta.num_classes} classes, {bands}, GSD {gsd_text(meta.gsd)} — {path}")
+        print(f"{name}{default}: {meta.num_classes} classes, {bands}, GSD {gsd_text(meta.gsd_m)} — {path}")
         print("    " + ", ".join(f"{v}={n}" for v, n in zip(meta.class_values, meta.class_names)))
     return 0
 
 
 def _info(args) -> int:
-    from .model.adapter import read_metadata, sha256
+    from .model.adapter import OnnxModel, compatible_tools, sha256
     from .model.metadata import gsd_text
     from .model.registry import resolve_model
 
     path = resolve_model(args.model)
-    meta = read_metadata(path)
+    model = OnnxModel(path, "cpu")
+    meta = model.meta
     print(f"{path}\n  sha256 {sha256(path)}")
     for key in ("name", "version", "description", "license", "attribution"):
         if getattr(meta, key):
             print(f"  {key}: {getattr(meta, key)}")
-    print(f"  input: {meta.num_bands} bands {list(meta.input_bands or [])}, value range {list(meta.value_range)}, "
+    print(f"  input: {model.num_bands} bands {list(meta.input_bands or [])}, value range {list(meta.value_range)}, "
           f"mean {list(meta.mean or [])}, std {list(meta.std or [])}")
-    print(f"  GSD {gsd_text(meta.gsd)}, tile {meta.tile_size} px, overlap {meta.overlap} px, padding {meta.padding} px, "
-          f"output {meta.output}")
+    print(f"  GSD {gsd_text(meta.gsd_m)}, tile {meta.tile_size_px} px, overlap {meta.overlap_px} px, "
+          f"padding {meta.padding_px} px, output {meta.output}")
     print("  classes:")
     for v, n, c in zip(meta.class_values, meta.class_names, meta.class_colors):
         print(f"    {v:>3}  {c}  {n}")
+    for note in meta.notes:
+        print(f"  note: {note}")
+    print("  runs in: " + "; ".join(f"{tool} {verdict}" for tool, verdict in compatible_tools(path).items()))
     return 0
 
 
@@ -253,6 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bands", type=_bands, help="1-based input bands in the model's order, e.g. 1,2,3")
     p.add_argument("--threads", type=_positive(1), help="CPU threads for onnxruntime (default: all cores)")
     p.add_argument("--areas", help="also write the class-area table (class, pixels, km², %%) to this CSV")
+    p.add_argument("--model-output", type=int, default=0, metavar="N",
+                   help="for a network with several outputs: which one to read (default 0; the log says which)")
     p.add_argument("--tta", action="store_true", help="test-time augmentation: average over flips and 90° rotations (8× slower)")
     p.add_argument("--gsd", default="auto", help="the input's pixel size: auto (from its CRS), off (never resample "
                                                  "to the model's GSD) or METRES (when the metadata is wrong)")

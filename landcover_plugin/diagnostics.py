@@ -45,7 +45,7 @@ def diagnostics(added: dict[str, Path] | None = None) -> dict:
         try:
             meta = read_metadata(path)
             models[name] = {"path": str(path), "classes": meta.num_classes, "bands": list(meta.input_bands or []),
-                            "gsd_m": meta.gsd, "default": name == DEFAULT_MODEL, "added": name in (added or {})}
+                            "gsd_m": meta.gsd_m, "default": name == DEFAULT_MODEL, "added": name in (added or {})}
         except LandcoverError as exc:
             models[name] = {"path": str(path), "error": str(exc)}
     used = None

@@ -117,6 +117,47 @@ def box_in(crs, left, bottom, right, top):
     return transform_geom("EPSG:2154", crs, {"type": "Polygon", "coordinates": [ring]})
 
 
+def make_graph(path: Path, nodes, inputs, outputs, weights: dict | None = None, props: dict | None = None,
+               opset: int = 17) -> Path:
+    """An ONNX file from ``nodes`` (``helper.make_node``), ``inputs``/``outputs`` as ``(name, shape)``
+    (float32), ``weights`` name → array, and metadata ``props``."""
+    graph = helper.make_graph(
+        nodes, "fixture",
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in inputs],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in outputs],
+        [numpy_helper.from_array(np.asarray(v, np.float32), k) for k, v in (weights or {}).items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    for key, value in (props or {}).items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(model, str(path))
+    return path
+
+
+def make_sigmoid_model(path: Path, rank: int = 4, weight=(1.0, -1.0, 0.0), bias: float = 0.0, props: dict | None = None,
+                       size=("H", "W")) -> Path:
+    """Deepness' binary form: one sigmoid channel ``(B, 1, H, W)`` (rank 4) or ``(B, H, W)`` (rank 3) of
+    ``sigmoid(weight · x + bias)`` over the 3 input bands (x already scaled to [0, 1])."""
+    w = np.asarray(weight, np.float32).reshape(1, 3, 1, 1)
+    nodes = [helper.make_node("Conv", ["input", "w", "b"], ["z"]), helper.make_node("Sigmoid", ["z"], ["p"])]
+    out_shape = ["B", 1, *size]
+    if rank == 3:
+        nodes.append(helper.make_node("Squeeze", ["p", "axis"], ["output"]))
+        out_shape = ["B", *size]
+    else:
+        nodes.append(helper.make_node("Identity", ["p"], ["output"]))
+    weights = {"w": w, "b": np.asarray([bias], np.float32)}
+    if rank == 3:
+        graph_weights = weights
+        path = make_graph(path, nodes, [("input", ["B", 3, *size])], [("output", out_shape)], graph_weights, props)
+        model = onnx.load(str(path))  # the Squeeze axes are int64
+        model.graph.initializer.append(numpy_helper.from_array(np.asarray([1], np.int64), "axis"))
+        onnx.save(model, str(path))
+        return path
+    return make_graph(path, nodes, [("input", ["B", 3, *size])], [("output", out_shape)], weights, props)
+
+
 def crop(src_path, dst_path, col: int, row: int, width: int, height: int | None = None) -> Path:
     """Copy a window of a real raster to a GeoTIFF (tests never open files in ../shared with QGIS)."""
     from landcover_plugin.engine.reader import copy_window, open_raster

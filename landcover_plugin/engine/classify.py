@@ -67,6 +67,7 @@ class ClassifyParams:
     output_resolution: str | float = "input"
     on_read_error: str = "fail"
     areas: str | Path | None = None
+    model_output: int = 0  # which output of a multi-output network is read
 
 
 @dataclass
@@ -250,7 +251,7 @@ class Plan:
 
 def plan_grids(native: RasterSource, model: OnnxModel, gsd: str | float, output_resolution: str | float) -> Plan:
     """Choose the work grid (``plan_resolution``) and the output grid for ``native``."""
-    resolution = plan_resolution(native.gsd_m, model.meta.gsd, gsd)
+    resolution = plan_resolution(native.gsd_m, model.meta.gsd_m, gsd)
     work = native.rescaled(resolution.factor) if resolution.resampled else native
     if output_resolution == "input":
         scale = 1.0  # output pixel in native pixels
@@ -365,10 +366,10 @@ def prepare(params: ClassifyParams, suffixes: tuple[str, ...] = (".tif", ".tiff"
     written = [p for p in (output, conf_path, areas) if p is not None]
     if len({p.resolve() for p in written}) < len(written):
         raise LandcoverError("the class output, confidence output and class-area CSV must be different files")
-    model = OnnxModel(resolve_model(params.model), params.device, params.threads)
+    model = OnnxModel(resolve_model(params.model), params.device, params.threads, params.model_output)
     meta = model.meta
-    tiling = Tiling(params.tile_size_px or meta.tile_size, meta.overlap if params.overlap_px is None else params.overlap_px,
-                    meta.padding)
+    tiling = Tiling(params.tile_size_px or meta.tile_size_px, meta.overlap_px if params.overlap_px is None else params.overlap_px,
+                    meta.padding_px)
     if tiling.overlap_px >= tiling.tile_size_px:
         raise LandcoverError(f"overlap {tiling.overlap_px} px must be smaller than the tile size {tiling.tile_size_px} px: "
                              "lower --overlap")
@@ -419,6 +420,8 @@ def classify(params: ClassifyParams, feedback: Feedback | None = None) -> Classi
         fb.info(f"Model {meta.name or model.path.stem} on {model.provider}; input {native.width}×{native.height} px, "
                 f"{native.band_note}")
         fb.info(f"Resolution: {plan.resolution.note}")
+        for note in meta.notes:
+            fb.warning(note)
         if not native.georeferenced:
             fb.warning(f"{native.name} is not georeferenced: the output has no CRS and pixel coordinates")
         counts = np.zeros(256, np.int64)
@@ -430,7 +433,7 @@ def classify(params: ClassifyParams, feedback: Feedback | None = None) -> Classi
             "LANDCOVER_TTA": str(params.tta), "LANDCOVER_DEVICE": params.device, "LANDCOVER_PROVIDER": model.provider,
             "LANDCOVER_BANDS": ",".join(map(str, native.bands)), "LANDCOVER_VERSION": __version__,
             "LANDCOVER_GSD_INPUT_M": f"{plan.resolution.input_gsd_m:.6g}" if plan.resolution.input_gsd_m else "unknown",
-            "LANDCOVER_GSD_MODEL_M": f"{meta.gsd:g}" if meta.gsd else "unknown",
+            "LANDCOVER_GSD_MODEL_M": f"{meta.gsd_m:g}" if meta.gsd_m else "unknown",
             "LANDCOVER_RESAMPLING_FACTOR": f"{plan.resolution.factor:.6g}",
             "LANDCOVER_CREATED": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
@@ -448,7 +451,7 @@ def classify(params: ClassifyParams, feedback: Feedback | None = None) -> Classi
                 if stats.read_errors:
                     fb.warning(f"{len(stats.read_errors)} window(s) could not be read and are nodata; first: "
                                f"{stats.read_errors[0]}")
-                writer.close(small_segment_px=getattr(meta, "small_segment_px", 0) or 0,
+                writer.close(small_segment_px=meta.small_segment_px,
                              extra_tags={"LANDCOVER_WARNINGS": " | ".join(fb.warnings)} if fb.warnings else None)
             class_pixels = {n: int(counts[v]) for v, n in zip(meta.class_values, meta.class_names)}
             scale = plan.ratio * plan.resolution.factor  # output pixel size / input pixel size

@@ -143,7 +143,7 @@ class LiveClassifier:
     def __init__(self, source: RasterSource, model: OnnxModel, cache: TileCache, tile: int = 128, batch_size: int = 1):
         self.source, self.model, self.cache, self.tile, self.batch_size = source, model, cache, tile, batch_size
         meta = model.meta
-        self.tiling = Tiling(meta.tile_size, meta.overlap, meta.padding)
+        self.tiling = Tiling(meta.tile_size_px, meta.overlap_px, meta.padding_px)
         self._levels: dict[float, RasterSource] = {1.0: source}
         self._lock = threading.Lock()
         self._key = (*source.key, model.sha256)

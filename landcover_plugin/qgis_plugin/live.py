@@ -61,7 +61,7 @@ class LiveTask(QgsTask):
                 screen_px = self.screen_units / abs(live.source.grid.geotransform[1])
             else:  # QGIS shows a raster without geotransform with rows going down from y = 0 to -height
                 screen_px, bounds = self.screen_units, (bounds[0], -bounds[3], bounds[2], -bounds[1])
-            level = choose_level(live.source.gsd_m, live.model.meta.gsd, screen_px, self.session.gsd_option)
+            level = choose_level(live.source.gsd_m, live.model.meta.gsd_m, screen_px, self.session.gsd_option)
             self.view = live.classify_view(bounds, level, TaskFeedback(self))
             if self.view is not None:
                 write_view(self.view, live.model.meta, self.path)
@@ -112,7 +112,7 @@ class LiveSession:
                                                 self._model, self.cache)
                 return self._live
             centre = ((bounds[0] + bounds[2]) / 2, (bounds[1] + bounds[3]) / 2)
-            gsd = meta.gsd or (bounds[2] - bounds[0]) / 1000  # a model without GSD: about the first view's resolution
+            gsd = meta.gsd_m or (bounds[2] - bounds[0]) / 1000  # a model without GSD: about the first view's resolution
             if self._live is not None:
                 probe = layer_grid(self.info, self.info.extent, gsd, centre, max_pixels=None)
                 if abs(probe.geotransform[1] / self._live.source.grid.geotransform[1] - 1) > REGRID:

@@ -10,7 +10,7 @@ from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtWidgets import QDialog, QDialogButtonBox, QFileDialog, QHBoxLayout, QListWidget, QPushButton, QTextBrowser, QVBoxLayout
 
 from ..errors import LandcoverError
-from ..model.adapter import read_metadata, validate_model
+from ..model.adapter import OnnxModel, compatible_tools, validate_model
 from ..model.metadata import gsd_text
 from . import settings
 
@@ -18,17 +18,21 @@ from . import settings
 def model_html(name: str, path: Path) -> str:
     """The model's metadata as HTML: description, bands, value range, GSD, tiling, classes in colour."""
     try:
-        m = read_metadata(path)
+        model = OnnxModel(path, "cpu")
+        tools = compatible_tools(path)
     except LandcoverError as exc:
         return f"<h3>{escape(name)}</h3><p style='color:#b00'>{escape(str(exc))}</p>"
+    m = model.meta
     rows = "".join(f"<tr><td>{v}</td><td style='background:{c}'>&nbsp;&nbsp;&nbsp;&nbsp;</td><td>{escape(n)}</td></tr>"
                    for v, c, n in zip(m.class_values, m.class_colors, m.class_names))
-    facts = [("Bands", ", ".join(m.input_bands or []) or f"{m.num_bands or '?'} (unnamed)"),
-             ("Value range", f"{m.value_range[0]:g}–{m.value_range[1]:g}"), ("GSD", gsd_text(m.gsd)),
-             ("Tile / overlap", f"{m.tile_size} / {m.overlap} px"), ("Licence", m.license or "not stated"),
-             ("Attribution", m.attribution or "none"), ("File", str(path))]
+    facts = [("Bands", ", ".join(m.input_bands or []) or f"{model.num_bands} (unnamed)"),
+             ("Value range", f"{m.value_range[0]:g}–{m.value_range[1]:g}"), ("GSD", gsd_text(m.gsd_m)),
+             ("Tile / overlap", f"{m.tile_size_px} / {m.overlap_px} px"), ("Licence", m.license or "not stated"),
+             ("Attribution", m.attribution or "none"),
+             ("Runs in", "; ".join(f"{tool} {verdict}" for tool, verdict in tools.items())), ("File", str(path))]
     table = "".join(f"<tr><td><b>{k}</b></td><td>{escape(str(v))}</td></tr>" for k, v in facts)
-    return (f"<h3>{escape(m.name or name)} {escape(m.version or '')}</h3><p>{escape(m.description or '')}</p>"
+    notes = "".join(f"<p style='color:#a60'>{escape(n)}</p>" for n in m.notes)
+    return (f"<h3>{escape(m.name or name)} {escape(m.version or '')}</h3><p>{escape(m.description or '')}</p>{notes}"
             f"<table>{table}</table><h4>{m.num_classes} classes</h4><table cellpadding='2'>{rows}</table>")
 
 
@@ -99,7 +103,7 @@ class ModelManager(QDialog):
             return
         try:
             model = validate_model(self.models[name])
-            verdict = (f"<p style='color:#070'><b>Valid</b>: one {min(model.meta.tile_size, 128)} px tile ran on "
+            verdict = (f"<p style='color:#070'><b>Valid</b>: one {min(model.meta.tile_size_px, 128)} px tile ran on "
                        f"{model.provider} and gave probabilities for {model.meta.num_classes} classes.</p>")
         except LandcoverError as exc:
             verdict = f"<p style='color:#b00'><b>Invalid</b>: {escape(str(exc))}</p>"

@@ -30,6 +30,7 @@ from ..engine.windows import window_rows
 from ..errors import Cancelled, LandcoverError
 from ..metrics import confusion_matrix, scores
 from ..model.metadata import ModelMetadata
+from ..model.normalise import normalise as shared_normalise
 from .config import TrainConfig
 from .data import IGNORE, Pair, load_pairs, sample_batch
 from .export import export_onnx
@@ -106,12 +107,9 @@ def choose_device(config: TrainConfig) -> torch.device:
 
 
 def normalise(images: np.ndarray, config: TrainConfig) -> torch.Tensor:
-    """Raw ``(B, C, H, W)`` → float32 tensor scaled to [0, 1] by ``config.value_range``, then standardised."""
-    low, high = config.value_range
-    x = (images.astype(np.float32) - low) / (high - low)
-    mean = np.asarray(config.mean, np.float32)[:, None, None]
-    std = np.asarray(config.std, np.float32)[:, None, None]
-    return torch.from_numpy((x - mean) / std)
+    """Raw ``(B, C, H, W)`` → float32 tensor scaled to [0, 1] by ``config.value_range``, then standardised
+    (``model.normalise``: the same function the adapter runs at inference)."""
+    return torch.from_numpy(shared_normalise(images, config.value_range, config.mean, config.std))
 
 
 @torch.no_grad()
@@ -140,8 +138,8 @@ def metadata_for(config: TrainConfig) -> ModelMetadata:
     return ModelMetadata(
         class_names=tuple(c.name for c in config.classes), class_colors=tuple(c.color for c in config.classes),
         class_values=tuple(c.value for c in config.classes), input_bands=config.input_bands,
-        value_range=config.value_range, mean=config.mean, std=config.std, gsd=config.gsd, tile_size=config.tile_size,
-        overlap=config.overlap, name=config.name, version=config.version, description=config.description,
+        value_range=config.value_range, mean=config.mean, std=config.std, gsd_m=config.gsd, tile_size_px=config.tile_size,
+        overlap_px=config.overlap, name=config.name, version=config.version, description=config.description,
         license=config.license, attribution=config.attribution)
 
 

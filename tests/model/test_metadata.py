@@ -16,8 +16,8 @@ DEEPNESS = {  # keys and value styles as written by the Deepness plugin's publis
 def test_deepness_keys_are_read():
     meta = parse_metadata(DEEPNESS)
     assert meta.class_names == ("background", "field", "road")
-    assert meta.gsd == pytest.approx(0.2)
-    assert meta.tile_size == 512 and meta.overlap == round(512 * 0.15)
+    assert meta.gsd_m == pytest.approx(0.2)
+    assert meta.tile_size_px == 512 and meta.overlap_px == round(512 * 0.15)
     assert meta.mean == (0.485, 0.456, 0.406) and meta.num_bands == 3
     assert meta.class_values == (0, 1, 2) and len(meta.class_colors) == 3
     assert meta.value_range == (0.0, 255.0)
@@ -27,7 +27,7 @@ def test_tile_size_alias_and_round_trip():
     meta = parse_metadata({"class_names": '["a", "b"]', "tile_size": "256", "overlap": "32", "gsd": "0.5",
                            "class_colors": '["#FF0000", "#00ff00"]', "class_values": "[3, 9]",
                            "input_bands": '["Red", "Green"]', "padding": "8", "output": "logits"})
-    assert meta.tile_size == 256 and meta.overlap == 32 and meta.padding == 8
+    assert meta.tile_size_px == 256 and meta.overlap_px == 32 and meta.padding_px == 8
     assert meta.input_bands == ("red", "green") and meta.class_colors == ("#ff0000", "#00ff00")
     again = parse_metadata(meta.to_props())
     assert again == meta
@@ -58,5 +58,67 @@ def test_bad_metadata_names_the_key(props, key):
 def test_defaults():
     meta = parse_metadata({"class_names": '["a", "b"]'})
     assert isinstance(meta, ModelMetadata)
-    assert (meta.tile_size, meta.overlap, meta.padding, meta.output) == (512, 64, 0, "probabilities")
-    assert meta.num_bands is None and meta.gsd is None
+    assert (meta.tile_size_px, meta.overlap_px, meta.padding_px, meta.output) == (512, 64, 0, "probabilities")
+    assert meta.num_bands is None and meta.gsd_m is None
+
+
+def test_peer_keys_are_written_as_json_beside_ours():
+    meta = parse_metadata({"class_names": '["a", "b", "c"]', "tile_size": "512", "overlap": "128", "gsd": "0.2",
+                           "small_segment": "64", "name": "m"})
+    props = meta.to_props()
+    for value in props.values():
+        json.loads(value)  # GeoDeep json.loads some values, Deepness most: every value is JSON
+    assert json.loads(props["model_type"]) == "Segmentor" and json.loads(props["name"]) == "m"
+    assert json.loads(props["class_names"]) == {"0": "a", "1": "b", "2": "c"}
+    assert props["tile_size"] == props["tiles_size"] == "512" and props["tiles_overlap"] == "25"
+    assert json.loads(props["resolution"]) == 20 and json.loads(props["seg_thresh"]) == 0
+    assert json.loads(props["seg_small_segment"]) == 4  # GeoDeep sieves (2·4)² = 64 px
+    assert parse_metadata(props) == meta
+
+
+def test_deepness_forms_are_read():
+    assert parse_metadata({"class_names": "[{\"0\": \"Coffee\", \"1\": \"Tea\"}, {\"0\": \"Juice\", \"1\": \"Beer\"}]"},
+                          num_outputs=2, output_index=1).class_names == ("Juice", "Beer")
+    with pytest.raises(ModelError, match="names classes for 2 outputs but the network has 3"):
+        parse_metadata({"class_names": '[{"0": "a"}, {"0": "b"}]'}, num_outputs=3)
+    numbered = parse_metadata({"model_type": '"Segmentor"'}, num_classes=3)
+    assert numbered.class_names == ("class 0", "class 1", "class 2") and "names no classes" in numbered.notes[0]
+    binary = parse_metadata({"class_names": '{"0": "Coffee"}', "seg_thresh": "0.7"}, num_classes=1, sigmoid=True)
+    assert binary.class_names == ("background", "Coffee") and binary.seg_thresh == 0.7 and binary.output == "sigmoid"
+    assert parse_metadata({"class_names": '["a"]', "seg_small_segment": "11"}).small_segment_px == 484
+    assert parse_metadata({"class_names": '["a"]', "small_segment": "100", "seg_small_segment": "11"}).small_segment_px == 100
+    assert parse_metadata({"class_names": '["a"]', "tiles_size": "256", "tiles_overlap": "12.5"}).overlap_px == 32
+    with pytest.raises(ModelError, match="seg_thresh"):
+        parse_metadata({"class_names": '["a"]', "seg_thresh": "1.5"})
+    with pytest.raises(ModelError, match="a super-resolution model"):
+        parse_metadata({"class_names": '["a"]', "model_type": '"Superresolution"'})
+
+
+def test_the_doc_key_table_is_generated_from_the_key_table():
+    """docs/model-format.md's key table is ``key_table_markdown()`` verbatim (regenerate it with
+    ``python -c 'from landcover_plugin.model.metadata import key_table_markdown; print(key_table_markdown())'``)."""
+    from landcover_plugin.model.metadata import FIELDS, KEYS, key_table_markdown
+    from tests.fixtures import REPO
+
+    assert key_table_markdown() in (REPO / "docs" / "model-format.md").read_text()
+    assert {k.field for k in KEYS if k.field} <= set(FIELDS)
+    assert {"gsd_m", "tile_size_px", "overlap_px", "padding_px", "small_segment_px"} <= set(FIELDS)
+
+
+def test_training_and_inference_share_one_normalisation():
+    """The trainer's tensors and the adapter's network input come from ``model.normalise``, bit for bit,
+    and it rounds as the trainer's formula always did."""
+    import numpy as np
+
+    from landcover_plugin.model.normalise import Normaliser, normalise
+
+    x = np.random.default_rng(0).integers(0, 4096, (2, 3, 16, 16)).astype(np.uint16)
+    low, high, mean, std = 0.0, 4095.0, (0.4, 0.5, 0.6), (0.2, 0.25, 0.3)
+    old = ((x.astype(np.float32) - low) / (high - low) - np.asarray(mean, np.float32)[:, None, None]) / np.asarray(std, np.float32)[:, None, None]
+    np.testing.assert_array_equal(normalise(x, (low, high), mean, std), old)
+    np.testing.assert_array_equal(Normaliser((low, high), mean, std)(x.astype(np.float32)), old)
+    pytest.importorskip("torch")
+    from landcover_plugin.train import trainer
+
+    config = type("Config", (), {"value_range": (low, high), "mean": mean, "std": std})
+    np.testing.assert_array_equal(trainer.normalise(x, config).numpy(), old)

@@ -153,3 +153,49 @@ def test_qgis_process_vectorize(qgis_env, shared, tmp_path):
                             f"OUTPUT={out}")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert json.loads(proc.stdout)["results"]["POLYGONS"] > 0 and out.exists() and out.with_suffix(".qml").exists()
+
+
+@pytest.mark.shared_data
+@pytest.mark.parametrize("name", ["one_output_sigmoid_bsx512x512", "different_output_size_512_to_484",
+                                  "two_outputs_softmax_bsx2x512x512", "detector"])
+def test_deepness_models_in_processing_classify_or_fail_in_one_line(qgis_env, shared, tmp_path, name):
+    """Deepness' test models through the Toolbox algorithm: the rank-3 one that crashed, the 512 → 484 one,
+    a two-output one; a detector is refused with one line, without a traceback."""
+    folder = shared / "deepness_models"
+    model = folder / f"{name}.onnx"
+    if name == "detector":
+        from tests.fixtures import make_model
+
+        model = make_model(tmp_path / "detector.onnx", props={"model_type": '"Detector"'})
+    out = tmp_path / "o.tif"
+    proc = run_qgis_process(qgis_env, "run", "landcover:classify", "--", f"INPUT={folder / 'dummy_fotomap_small.tif'}",
+                            f"MODEL={model}", f"OUTPUT={out}")
+    text = proc.stdout + proc.stderr
+    assert "Traceback" not in text
+    if name == "detector":
+        assert proc.returncode != 0 and "is an object detector" in text and not out.exists()
+    else:
+        assert proc.returncode == 0, text
+        with rasterio.open(out) as dst:
+            assert set(np.unique(dst.read(1))) <= {0, 1}  # two classes, no nodata (all pixels valid)
+
+
+@pytest.mark.shared_data
+def test_model_manager_adds_every_deepness_model_and_refuses_others_in_one_line(qgis_env, shared, tmp_path):
+    folder = tmp_path / "models"
+    folder.mkdir()
+    for path in (shared / "deepness_models").glob("*.onnx"):
+        (folder / path.name).write_bytes(path.read_bytes())
+    from tests.fixtures import make_model
+
+    make_model(folder / "zz_detector.onnx", props={"model_type": '"Detector"'})
+    proc = run_python_in_qgis(qgis_env, Path(__file__).with_name("manager_check.py"), folder)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stdout + proc.stderr
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert len(report) == 9
+    for name, result in report.items():
+        if name == "zz_detector.onnx":
+            assert result["verdict"].startswith("refused: ") and "is an object detector" in result["verdict"]
+            assert "\n" not in result["verdict"] and result["page_error"]
+        else:
+            assert result == {"verdict": "added", "page_error": False}, name

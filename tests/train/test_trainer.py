@@ -38,7 +38,7 @@ def test_few_steps_write_a_run_folder_and_a_model_classify_runs(tmp_path, tiny_c
     assert 0 <= summary["val_miou"] <= 1 and summary["best_step"] in (2, 4)
     assert (tmp_path / "run" / "best.pt").exists() and (tmp_path / "tiny.md").exists()
     meta = OnnxModel(out, "cpu").meta
-    assert meta.class_names[0] == "building" and meta.gsd == 0.2 and meta.class_values[-1] == 13
+    assert meta.class_names[0] == "building" and meta.gsd_m == 0.2 and meta.class_values[-1] == 13
     image = tiny_config.pairs[0][0]
     result = classify(ClassifyParams(image, tmp_path / "c.tif", model=out, device="cpu"))
     with rasterio.open(result.output) as dst:
