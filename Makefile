@@ -2,7 +2,8 @@
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
-APT_PACKAGES := qgis python3-qgis qgis-providers python3-rasterio python3-gdal python3-matplotlib pyqt5-dev-tools xvfb xauth zip
+APT_PACKAGES := qgis python3-qgis qgis-providers python3-rasterio python3-gdal gdal-bin python3-matplotlib pyqt5-dev-tools xvfb xauth zip \
+                qgis-server-bin qgis-server-wms
 STAMP := $(VENV)/.setup-stamp
 export QT_QPA_PLATFORM ?= offscreen
 

@@ -448,6 +448,8 @@ def classify(params: ClassifyParams, feedback: Feedback | None = None) -> Classi
                     fb.warning(f"{stats.out_of_range:,} valid pixels ({share:.1%}) lie outside the model's input range "
                                f"[{meta.value_range[0]:g}, {meta.value_range[1]:g}]: the imagery is probably not what the "
                                "model expects (e.g. 16-bit values for an 8-bit model); rescale it or use a model for this data")
+                for note in native.notes():
+                    fb.warning(note)
                 if stats.read_errors:
                     fb.warning(f"{len(stats.read_errors)} window(s) could not be read and are nodata; first: "
                                f"{stats.read_errors[0]}")

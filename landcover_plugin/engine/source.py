@@ -60,6 +60,11 @@ class RasterSource(ABC):
 
         Raises ``LandcoverError`` naming the raster and the window when it cannot be read."""
 
+    def notes(self) -> list[str]:
+        """What the user should know about what was read (e.g. a web service's missing imagery); read
+        once the work is done."""
+        return []
+
     def validity(self, window: PixelWindow) -> np.ndarray:
         """Validity ``(h, w)`` bool of ``window`` (what ``read`` returns second)."""
         return self.read(window)[1]

@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from qgis.core import Qgis, QgsRasterBlockFeedback, QgsRasterLayer, QgsRectangle
+from qgis.core import Qgis, QgsNetworkAccessManager, QgsRasterBlockFeedback, QgsRasterLayer, QgsRectangle
+from qgis.PyQt.QtCore import Qt
+from qgis.PyQt.QtNetwork import QNetworkReply, QNetworkRequest
 
 from ..engine.grid import Grid, ground_pixel_size
 from ..engine.source import RasterSource, choose_bands, to_luma
@@ -74,7 +76,8 @@ def layer_grid(info: LayerInfo, extent: tuple[float, float, float, float], gsd_m
     unit = gsd_m / math.sqrt(metres[0] * metres[1]) if metres else gsd_m
     width, height = max(1, math.ceil((xmax - xmin) / unit - 1e-9)), max(1, math.ceil((ymax - ymin) / unit - 1e-9))
     if max_pixels and width * height > max_pixels:
-        raise LandcoverError(f"layer '{info.name}' over this extent is {width:,}×{height:,} px at {gsd_m:g} m "
+        raise LandcoverError(f"layer '{info.name}' over the extent {xmin:.6g}, {ymin:.6g} – {xmax:.6g}, {ymax:.6g} is "
+                             f"{width:,}×{height:,} px at {gsd_m:g} m "
                              f"({width * height / 1e9:.1f} gigapixels, more than the {max_pixels / 1e9:g} allowed for "
                              "layers read through QGIS): give a smaller extent")
     return Grid(width, height, (xmin, unit, 0.0, ymax, 0.0, -unit), info.crs_wkt)
@@ -86,7 +89,7 @@ class ProviderSource(RasterSource):
     def __init__(self, info: LayerInfo, grid: Grid, needed: int, names: tuple[str, ...] | None, provider=None,
                  holder: dict | None = None):
         self.grid, self.name = grid, f"layer '{info.name}' ({info.provider_type})"
-        self._holder = holder if holder is not None else {"provider": provider}
+        self._holder = holder if holder is not None else {"provider": provider, "read": 0, "blank": 0}
         self._lock = threading.Lock()
         provider = self._holder["provider"]
         self.rendered = provider.dataType(1) in _RENDERED
@@ -116,14 +119,31 @@ class ProviderSource(RasterSource):
         return QgsRectangle(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
 
     def _block(self, band: int, w: PixelWindow) -> np.ndarray:
+        """One band of window ``w`` as delivered by the provider. A web provider answers a failed request
+        with transparent pixels and no error, so the requests this thread makes are watched (this
+        thread's ``QgsNetworkAccessManager``, direct connection): any failure other than a missing tile
+        (404, the service's coverage ends there) raises ``LandcoverError``."""
         provider = self._holder["provider"]
         feedback = QgsRasterBlockFeedback()
-        block = provider.block(band, self._extent(w), w.width, w.height, feedback)
-        errors = feedback.errors() if hasattr(feedback, "errors") else []
+        failed: list[str] = []
+
+        def finished(reply) -> None:  # QgsNetworkReplyContent
+            if reply.error() not in (QNetworkReply.NoError, QNetworkReply.ContentNotFoundError,
+                                     QNetworkReply.OperationCanceledError):
+                status = reply.attribute(QNetworkRequest.HttpStatusCodeAttribute)
+                failed.append(f"{reply.errorString()}" + (f" (HTTP {status})" if status else ""))
+
+        network = QgsNetworkAccessManager.instance()
+        network.finished.connect(finished, Qt.DirectConnection)
+        try:
+            block = provider.block(band, self._extent(w), w.width, w.height, feedback)
+        finally:
+            network.finished.disconnect(finished)
+        errors = [*feedback.errors(), *failed]
         if block is None or not block.isValid() or errors:
-            reason = "; ".join(errors) or provider.error().summary() or "no data returned"
+            reason = errors[0] if errors else "no data returned"
             raise LandcoverError(f"{self.name} could not deliver {w.width}×{w.height} px at column {w.col}, row {w.row} "
-                                 f"({reason.strip()[:200]}): check the service or connection and try again")
+                                 f"({reason.strip()[:200]}): check the service or the connection and try again")
         dtype = _DTYPES.get(block.dataType())
         if block.dataType() in _RENDERED:
             dtype = np.uint32
@@ -142,6 +162,8 @@ class ProviderSource(RasterSource):
                     rgb[:, partial] = np.clip(rgb[:, partial] * 255.0 / alpha[partial], 0, 255)
                 data = np.round(rgb).astype(np.uint8)
                 valid = alpha > 0
+                self._holder["read"] += valid.size
+                self._holder["blank"] += int(valid.size - np.count_nonzero(valid))
             else:
                 provider = self._holder["provider"]
                 planes = [self._block(b, window) for b in self.bands]
@@ -157,6 +179,13 @@ class ProviderSource(RasterSource):
         if self.luma:
             data = to_luma(data)
         return data, valid
+
+    def notes(self) -> list[str]:
+        read, blank = self._holder["read"], self._holder["blank"]
+        if not blank:
+            return []
+        return [f"{blank / read:.1%} of the area read came back transparent from {self.name} (outside the service's "
+                "coverage or tiles it does not have): those pixels are nodata"]
 
     def rescaled(self, factor: float) -> ProviderSource:
         """The layer on ``grid.scaled(factor)``: the provider renders or resamples it at that size."""
@@ -199,7 +228,7 @@ def layer_input(layer: QgsRasterLayer, model: str | None, extent: QgsRectangle |
     needed = len(meta.input_bands) if meta.input_bands else 3
     grid = native_grid(layer, info)
     if grid is None:
-        gsd = gsd_m or meta.gsd
+        gsd = gsd_m or meta.gsd_m
         if gsd is None:
             raise LandcoverError(f"layer '{layer.name()}' has no pixel grid of its own and the model states no GSD: "
                                  "give the pixel size to classify at (Input GSD)")
