@@ -145,7 +145,7 @@ class LiveClassifier:
         meta = model.meta
         self.tiling = Tiling(meta.tile_size_px, meta.overlap_px, meta.padding_px)
         self._levels: dict[float, RasterSource] = {1.0: source}
-        self._lock = threading.Lock()
+        self.lock = threading.RLock()  # one view at a time; a host may hold it to prepare the source for its view
         self._key = (*source.key, model.sha256)
 
     def level_source(self, scale: float) -> RasterSource:
@@ -162,7 +162,7 @@ class LiveClassifier:
         The result covers the live tiles the view touches. Raises ``Cancelled`` when the feedback is
         cancelled (tiles finished so far stay cached)."""
         feedback = feedback or Feedback()
-        with self._lock:
+        with self.lock:
             started = time.perf_counter()
             src = self.level_source(level.scale)
             xs, ys = zip(*(src.grid.to_pixel(x, y) for x in bounds[::2] for y in bounds[1::2]))

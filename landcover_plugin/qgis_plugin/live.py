@@ -52,17 +52,25 @@ class LiveTask(QgsTask):
         self.view = None
         self.error = None
         self.note = ""
+        self.reading = None  # the source this task reads while it holds the classifier's lock
 
     def run(self):
         try:
-            live = self.session.classifier(self.bounds, self.provider)
-            bounds = self.bounds
-            if live.source.georeferenced:
-                screen_px = self.screen_units / abs(live.source.grid.geotransform[1])
-            else:  # QGIS shows a raster without geotransform with rows going down from y = 0 to -height
-                screen_px, bounds = self.screen_units, (bounds[0], -bounds[3], bounds[2], -bounds[1])
-            level = choose_level(live.source.gsd_m, live.model.meta.gsd_m, screen_px, self.session.gsd_option)
-            self.view = live.classify_view(bounds, level, TaskFeedback(self))
+            live = self.session.classifier(self.bounds)
+            with live.lock:  # this view's turn: read through this task's provider clone
+                if self.provider is not None:
+                    live.source.bind(self.provider)
+                self.reading = live.source
+                if self.isCanceled():
+                    return False
+                bounds = self.bounds
+                if live.source.georeferenced:
+                    screen_px = self.screen_units / abs(live.source.grid.geotransform[1])
+                else:  # QGIS shows a raster without geotransform with rows going down from y = 0 to -height
+                    screen_px, bounds = self.screen_units, (bounds[0], -bounds[3], bounds[2], -bounds[1])
+                level = choose_level(live.source.gsd_m, live.model.meta.gsd_m, screen_px, self.session.gsd_option)
+                self.view = live.classify_view(bounds, level, TaskFeedback(self))
+                self.reading = None
             if self.view is not None:
                 write_view(self.view, live.model.meta, self.path)
             if self.session.file is None:
@@ -73,6 +81,13 @@ class LiveTask(QgsTask):
         except Exception as exc:  # noqa: BLE001 — reported in the dock and the log, never raised into QGIS' task thread
             self.error = str(exc) or type(exc).__name__
             return False
+
+    def cancel(self):
+        """Cancel the view; a read waiting on a web service is aborted too."""
+        super().cancel()
+        reading = self.reading
+        if reading is not None and hasattr(reading, "cancel_reads"):
+            reading.cancel_reads()
 
     def finished(self, ok):
         self.session.task_finished(self, ok)
@@ -86,6 +101,7 @@ class LiveSession:
     def __init__(self, layer: QgsRasterLayer, model_path: Path, device: str, cache: TileCache):
         self.info = LayerInfo.of(layer)
         self.file = layer.source() if is_file_layer(layer) else None
+        self.first_provider = None if self.file else layer.dataProvider().clone()  # to build the source; tasks bind theirs
         self.model_path, self.device, self.cache = model_path, device, cache
         self.gsd_option = "auto"
         self.folder = Path(tempfile.mkdtemp(prefix="landcover-live-"))
@@ -95,9 +111,10 @@ class LiveSession:
         self._model = None
         self._lock = threading.Lock()
 
-    def classifier(self, bounds: tuple[float, float, float, float], provider=None) -> LiveClassifier:
-        """The classifier for a view (made on first use; for a layer read through QGIS, bound to this
-        task's provider clone and rebuilt when the view's ground scale has moved away from its grid's)."""
+    def classifier(self, bounds: tuple[float, float, float, float]) -> LiveClassifier:
+        """The classifier for a view (made on first use; for a layer read through QGIS, rebuilt when the
+        view's ground scale has moved away from its grid's). The caller binds its provider clone while
+        it holds the classifier's lock."""
         from ..engine.reader import open_source
         from ..model.adapter import OnnxModel
 
@@ -105,7 +122,6 @@ class LiveSession:
             if self._model is None:
                 self._model = OnnxModel(self.model_path, self.device)
             meta = self._model.meta
-            needed = len(meta.input_bands) if meta.input_bands else self._model.num_bands
             if self.file is not None:
                 if self._live is None:
                     self._live = LiveClassifier(open_source(self.file, self._model.num_bands, meta.input_bands),
@@ -116,14 +132,14 @@ class LiveSession:
             if self._live is not None:
                 probe = layer_grid(self.info, self.info.extent, gsd, centre, max_pixels=None)
                 if abs(probe.geotransform[1] / self._live.source.grid.geotransform[1] - 1) > REGRID:
-                    self._live.close()
+                    with self._live.lock:
+                        self._live.close()
                     self._live = None
             if self._live is None:
                 grid = layer_grid(self.info, self.info.extent, gsd, centre, max_pixels=None)
-                self._live = LiveClassifier(ProviderSource(self.info, grid, needed, meta.input_bands, provider),
+                needed = len(meta.input_bands) if meta.input_bands else self._model.num_bands
+                self._live = LiveClassifier(ProviderSource(self.info, grid, needed, meta.input_bands, self.first_provider),
                                             self._model, self.cache)
-            else:
-                self._live.source.bind(provider)
             return self._live
 
     @property
@@ -203,7 +219,7 @@ class LiveController(QObject):
         project is still removing layers; the live layer must not be removed from inside that)."""
         if self.source_layer is not None and self.source_layer.id() in ids:
             self.source_layer = None
-            for task in self.session.tasks:
+            for task in list(self.session.tasks):
                 task.cancel()
             QTimer.singleShot(0, self._source_gone)
 
@@ -304,7 +320,7 @@ class LiveController(QObject):
             self.live_layer_changed.emit(None)
             QgsProject.instance().removeMapLayer(self.layer.id())
             self.layer = None
-        for task in session.tasks:
+        for task in list(session.tasks):
             task.cancel()  # each stops at its next batch; the last to finish closes the session
         if not session.tasks:
             session.close()

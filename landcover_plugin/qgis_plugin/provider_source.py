@@ -26,7 +26,7 @@ from qgis.PyQt.QtNetwork import QNetworkReply, QNetworkRequest
 from ..engine.grid import Grid, ground_pixel_size
 from ..engine.source import RasterSource, choose_bands, to_luma
 from ..engine.windows import PixelWindow
-from ..errors import LandcoverError
+from ..errors import Cancelled, LandcoverError
 from ..feedback import Feedback
 
 MAX_PIXELS = 500_000_000  # a web layer is refused beyond this many pixels at the model's GSD: give a smaller extent
@@ -89,7 +89,7 @@ class ProviderSource(RasterSource):
     def __init__(self, info: LayerInfo, grid: Grid, needed: int, names: tuple[str, ...] | None, provider=None,
                  holder: dict | None = None):
         self.grid, self.name = grid, f"layer '{info.name}' ({info.provider_type})"
-        self._holder = holder if holder is not None else {"provider": provider, "read": 0, "blank": 0}
+        self._holder = holder if holder is not None else {"provider": provider, "read": 0, "blank": 0, "active": set()}
         self._lock = threading.Lock()
         provider = self._holder["provider"]
         self.rendered = provider.dataType(1) in _RENDERED
@@ -113,6 +113,12 @@ class ProviderSource(RasterSource):
         ``rescaled`` view of this source."""
         self._holder["provider"] = provider
 
+    def cancel_reads(self) -> None:
+        """Abort the requests of the reads under way (from any thread): a web service that is slow or
+        hangs does not hold a cancelled view; those reads raise ``Cancelled``."""
+        for feedback in list(self._holder["active"]):
+            feedback.cancel()
+
     def _extent(self, w: PixelWindow) -> QgsRectangle:
         x0, y0 = self.grid.to_map(w.col, w.row)
         x1, y1 = self.grid.to_map(w.col + w.width, w.row + w.height)
@@ -126,6 +132,7 @@ class ProviderSource(RasterSource):
         provider = self._holder["provider"]
         feedback = QgsRasterBlockFeedback()
         failed: list[str] = []
+        active: set = self._holder["active"]
 
         def finished(reply) -> None:  # QgsNetworkReplyContent
             if reply.error() not in (QNetworkReply.NoError, QNetworkReply.ContentNotFoundError,
@@ -135,10 +142,14 @@ class ProviderSource(RasterSource):
 
         network = QgsNetworkAccessManager.instance()
         network.finished.connect(finished, Qt.DirectConnection)
+        active.add(feedback)
         try:
             block = provider.block(band, self._extent(w), w.width, w.height, feedback)
         finally:
+            active.discard(feedback)
             network.finished.disconnect(finished)
+        if feedback.isCanceled():
+            raise Cancelled("the view was cancelled while its imagery was being fetched")
         errors = [*feedback.errors(), *failed]
         if block is None or not block.isValid() or errors:
             reason = errors[0] if errors else "no data returned"

@@ -29,6 +29,7 @@ faults = open(os.environ["LANDCOVER_FAULTS"], "w")  # noqa: SIM115 (open for the
 faulthandler.enable(file=faults)
 report = {"steps": [], "messages": [], "views": []}
 GATE = Path(os.environ["LANDCOVER_GATE"]) if os.environ.get("LANDCOVER_GATE") else None
+DOWN = Path(os.environ["LANDCOVER_DOWN"]) if os.environ.get("LANDCOVER_DOWN") else None
 
 
 def save():
@@ -83,6 +84,14 @@ def view_around(layer, fraction, centre=None):
     w = e.width() * fraction / 2
     h = w * canvas.height() / max(canvas.width(), 1)
     return QgsRectangle(cx - w, cy - h, cx + w, cy + h)
+
+
+def nudge(fraction):
+    """Pan east by ``fraction`` of the canvas width."""
+    e = canvas.extent()
+    d = e.width() * fraction
+    canvas.setExtent(QgsRectangle(e.xMinimum() + d, e.yMinimum(), e.xMaximum() + d, e.yMaximum()))
+    canvas.refresh()
 
 
 def new_view(before):
@@ -146,6 +155,18 @@ def steps():
         shown = live_layers()[0].extent()
         report["shown_view_contains_last_pan_centre"] = shown.contains(target.center())
         report["views_superseded_status"] = status_text()
+    if DOWN is not None:
+        # the service goes away during a view: the dock says so; once it is back, the next view works
+        DOWN.write_text("stop the service")
+        yield 2000
+        nudge(-1.0)  # west, into imagery no view has fetched yet
+        yield ("wait", lambda: "error" in status_text(), "view while the service is down")
+        report["service_down_status"] = status_text()
+        DOWN.unlink()
+        before = live_source()
+        nudge(0.1)
+        yield ("wait", new_view(before), "view once the service is back", lambda: nudge(0.02))
+        report["service_back_status"] = status_text()
     # Live off, then on again
     live_box.click()
     yield 1500
@@ -178,8 +199,9 @@ def steps():
 
 
 def run(generator):
-    """Runs the steps; a step yields milliseconds to wait or ("wait", condition, name): poll the condition
-    every 100 ms for at most 120 s and record the view's time."""
+    """Runs the steps; a step yields milliseconds to wait or ("wait", condition, name[, retry]): poll the
+    condition every 100 ms for at most 120 s (calling ``retry`` every 5 s meanwhile, as a user pans again
+    when nothing shows) and record the view's time."""
 
     def step():
         try:
@@ -191,10 +213,14 @@ def run(generator):
             return finish()
         save()
         if isinstance(wait, tuple):
-            _, condition, name = wait
+            _, condition, name, *retry = wait
             started = time.perf_counter()
+            tries = {"last": started}
 
             def poll():
+                if retry and time.perf_counter() - tries["last"] > 5:
+                    tries["last"] = time.perf_counter()
+                    retry[0]()
                 if condition():
                     report["views"].append({"view": name, "seconds": round(time.perf_counter() - started, 2),
                                             "status": status_text()})

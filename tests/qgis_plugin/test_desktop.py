@@ -9,6 +9,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from osgeo import gdal
 
 from tests.fixtures import REPO, make_model
 
@@ -118,7 +119,9 @@ def assert_user_path(report, output):
     assert not live["in_source_list"]  # the live layer is never offered as a source
     gone = report["after_source_removed"]
     assert gone["live_layers"] == 0 and not gone["live_checked"] and "source layer was removed" in gone["status"]
-    assert report["messages"] == []  # no Python error, no warning from Landcover
+    assert not [m for m in report["messages"] if "Python" in m]  # no Python error
+    if "service_down_status" not in report:
+        assert report["messages"] == []  # and no warning from Landcover either
 
 
 @pytest.mark.skipif(QGIS is None or XVFB_RUN is None, reason="qgis or xvfb-run not found: make setup")
@@ -141,3 +144,48 @@ def test_live_mode_on_the_user_path(case, package, shared, tmp_path):
         model, fraction = "dubai-rgb", 0.5
     report, output = run_user_path(package, tmp_path, raster=raster, model=model, fraction=fraction)
     assert_user_path(report, output)
+
+
+@pytest.mark.skipif(QGIS is None or XVFB_RUN is None, reason="qgis or xvfb-run not found: make setup")
+def test_live_mode_over_an_xyz_layer_cancels_a_held_view(package, shared, tmp_path):
+    """An XYZ basemap served over HTTP on 127.0.0.1: the same user path, and a view the server holds until
+    the next pan arrives, deterministically: that pan cancels it and its own view is what shows."""
+    from tests.fixtures import crop
+    from tests.web import TileServer, xyz_tiles, xyz_uri
+
+    ortho = crop(shared / "flair/zones/Z3_image.vrt", tmp_path / "ortho.tif", 2048, 512, 1536)
+    mercator = xyz_tiles(ortho, tmp_path / "tiles")
+    ds = gdal.Open(str(mercator))
+    x0, dx, _, y1, _, dy = ds.GetGeoTransform()
+    extent = f"{x0},{y1 + ds.RasterYSize * dy},{x0 + ds.RasterXSize * dx},{y1}"
+    ds = None
+    with TileServer(tmp_path / "tiles") as server:
+        report, output = run_user_path(package, tmp_path / "run", uri=xyz_uri(server.url), provider="wms",
+                                       model="flair-rgb", fraction=0.3, extent=extent, gate=server.gate)
+    assert_user_path(report, output)
+    assert "rendered RGB" in report["views"][0]["status"]  # the dock says how the web layer's pixels are used
+    assert "pan during a held view" in [v["view"] for v in report["views"]]
+    assert report["shown_view_contains_last_pan_centre"]  # the held view was cancelled, the newest one shows
+
+
+@pytest.mark.skipif(QGIS is None or XVFB_RUN is None, reason="qgis or xvfb-run not found: make setup")
+def test_live_mode_over_a_wms_layer_survives_the_service_going_away(package, shared, tmp_path):
+    """A WMS served by QGIS Server on 127.0.0.1: the user path; the server stops during a view (the dock
+    shows the error) and comes back (the next view shows)."""
+    from tests.fixtures import crop
+    from tests.web import MAPSERVER, MapServer
+
+    if MAPSERVER is None:
+        pytest.skip("qgis_mapserver not found (qgis-server-bin, qgis-server-wms): make setup")
+    ortho = crop(shared / "flair/zones/Z3_image.vrt", tmp_path / "ortho.tif", 4096, 512, 1536)
+    (tmp_path / "server").mkdir(mode=0o700)
+    with MapServer(ortho, tmp_path / "server") as server:
+        ds = gdal.Open(str(ortho))
+        x0, dx, _, y1, _, dy = ds.GetGeoTransform()
+        extent = f"{x0},{y1 + ds.RasterYSize * dy},{x0 + ds.RasterXSize * dx},{y1}"
+        ds = None
+        report, output = run_user_path(package, tmp_path / "run", uri=server.uri, provider="wms", model="flair-rgb",
+                                       fraction=0.3, extent=extent, down=server.down)
+    assert_user_path(report, output)
+    assert "could not deliver" in report["service_down_status"] and "try again" in report["service_down_status"]
+    assert "Last view" in report["service_back_status"]
