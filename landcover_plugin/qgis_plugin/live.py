@@ -138,8 +138,8 @@ class LiveSession:
             if self._live is None:
                 grid = layer_grid(self.info, self.info.extent, gsd, centre, max_pixels=None)
                 needed = len(meta.input_bands) if meta.input_bands else self._model.num_bands
-                self._live = LiveClassifier(ProviderSource(self.info, grid, needed, meta.input_bands, self.first_provider),
-                                            self._model, self.cache)
+                self._live = LiveClassifier(ProviderSource(self.info, grid, needed, meta.input_bands, self.first_provider,
+                                                           gsd_m=gsd), self._model, self.cache)
             return self._live
 
     @property

@@ -87,7 +87,7 @@ class ProviderSource(RasterSource):
     """A QGIS raster layer read through a clone of its data provider; see the module docstring."""
 
     def __init__(self, info: LayerInfo, grid: Grid, needed: int, names: tuple[str, ...] | None, provider=None,
-                 holder: dict | None = None):
+                 holder: dict | None = None, gsd_m: float | None = None):
         self.grid, self.name = grid, f"layer '{info.name}' ({info.provider_type})"
         self._holder = holder if holder is not None else {"provider": provider, "read": 0, "blank": 0, "active": set()}
         self._lock = threading.Lock()
@@ -107,6 +107,8 @@ class ProviderSource(RasterSource):
             self.all_valid = not any(provider.sourceHasNoDataValue(b) for b in self.bands)
         self.key = ("qgis", info.provider_type, info.uri, grid.geotransform, grid.crs_wkt, self.bands)
         self._measure()
+        if gsd_m is not None:  # a grid built at this GSD where it is used (a world grid's centre is elsewhere)
+            self.gsd_m, self.pixel_area_m2 = gsd_m, gsd_m * gsd_m
 
     def bind(self, provider) -> None:
         """Read through ``provider`` (a clone made in the main thread) from now on, here and in every
@@ -200,7 +202,8 @@ class ProviderSource(RasterSource):
 
     def rescaled(self, factor: float) -> ProviderSource:
         """The layer on ``grid.scaled(factor)``: the provider renders or resamples it at that size."""
-        return ProviderSource(self._info, self.grid.scaled(factor), self._needed, self._names, holder=self._holder)
+        return ProviderSource(self._info, self.grid.scaled(factor), self._needed, self._names, holder=self._holder,
+                              gsd_m=self.gsd_m * factor if self.gsd_m else None)
 
     def close(self) -> None:
         self._holder["provider"] = None
@@ -238,8 +241,9 @@ def layer_input(layer: QgsRasterLayer, model: str | None, extent: QgsRectangle |
     info = LayerInfo.of(layer)
     needed = len(meta.input_bands) if meta.input_bands else 3
     grid = native_grid(layer, info)
+    built_at = None  # the GSD of a grid made for the layer (a native grid's is measured)
     if grid is None:
-        gsd = gsd_m or meta.gsd_m
+        gsd = built_at = gsd_m or meta.gsd_m
         if gsd is None:
             raise LandcoverError(f"layer '{layer.name()}' has no pixel grid of its own and the model states no GSD: "
                                  "give the pixel size to classify at (Input GSD)")
@@ -249,6 +253,7 @@ def layer_input(layer: QgsRasterLayer, model: str | None, extent: QgsRectangle |
         where = f"a {grid.width}×{grid.height} px grid at {gsd:g} m in the layer's CRS"
     else:
         where = f"its own {grid.width}×{grid.height} px grid"
-    source = ProviderSource(info, grid, needed, meta.input_bands, layer.dataProvider().clone())
+    source = ProviderSource(info, grid, needed, meta.input_bands, layer.dataProvider().clone(),
+                            gsd_m=built_at)
     feedback.info(f"{source.name} read through QGIS on {where}; {source.band_note}")
     return source

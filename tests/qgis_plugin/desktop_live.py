@@ -128,7 +128,11 @@ def steps():
     for dock in window.findChildren(QDockWidget):
         if dock.windowTitle() == "Browser":
             dock.hide()
-    scene = QgsRasterLayer(os.environ["LANDCOVER_SCENE"], "FLAIR zone (RGB 0.2 m)")
+    web = os.environ.get("LANDCOVER_WEB")  # "xyz" or "wms": LANDCOVER_SCENE is then a layer URI (provider wms)
+    if web:
+        scene = QgsRasterLayer(os.environ["LANDCOVER_SCENE"], f"{web.upper()} basemap (web service)", "wms")
+    else:
+        scene = QgsRasterLayer(os.environ["LANDCOVER_SCENE"], "FLAIR zone (RGB 0.2 m)")
     QgsProject.instance().addMapLayer(scene)
     plugin.live_action.trigger()  # the toolbar button opens the dock
     dock = plugin.dock
@@ -143,16 +147,19 @@ def steps():
     yield 1000
     report["canvas_px"] = [canvas.width(), canvas.height()]
     ext = scene.extent()
+    if os.environ.get("LANDCOVER_EXTENT"):  # a web layer spans the world: the area its imagery covers
+        ext = QgsRectangle(*map(float, os.environ["LANDCOVER_EXTENT"].split(",")))
+    unit = float(os.environ.get("LANDCOVER_UNITS_PER_PX", "0.2"))  # map units per screen pixel: 0.2 ground m
     cx, cy = ext.xMinimum() + 0.3 * ext.width(), ext.center().y()
-    canvas.setExtent(view_at(cx, cy, 0.2))
+    canvas.setExtent(view_at(cx, cy, unit))
     yield 500
     dock.layer_box.setLayer(scene)
     dock.model_box.setCurrentText("flair-rgb")
     ticks["on"] = True
     probe.start()
     dock.live_box.setChecked(True)
-    for name, centre, px in (("first view", (cx, cy), 0.2), ("pan by 40 % of the width", (cx + 0.4 * 1366 * 0.2, cy), 0.2),
-                             ("pan back (cached)", (cx, cy), 0.2), ("zoomed out to the whole zone", None, None)):
+    for name, centre, px in (("first view", (cx, cy), unit), ("pan by 40 % of the width", (cx + 0.4 * 1366 * unit, cy), unit),
+                             ("pan back (cached)", (cx, cy), unit), ("zoomed out to the whole zone", None, None)):
         if centre is not None:
             canvas.setExtent(view_at(*centre, px))
         elif name.startswith("zoomed"):
@@ -172,6 +179,16 @@ def steps():
     report["live_layer_classes"] = len(live_layer.renderer().classes()) if live_layer else 0
     report["live_legend_expanded"] = QgsProject.instance().layerTreeRoot().findLayer(live_layer.id()).isExpanded()
     report["settings_saved"] = {key: QgsSettings().value(f"landcover/{key}") for key in ("live/model", "live/device")}
+    if web:  # the web layer's views and one screenshot of live mode over it
+        dock.opacity.setOpacity(0.6)
+        canvas.setExtent(view_at(cx, cy, unit))
+        yield "view"
+        yield 3000
+        shot(window, f"live_{web}.png")
+        dock.live_box.setChecked(False)
+        yield 2000
+        QgsProject.instance().removeAllMapLayers()
+        return
     # screenshots: the views are cached now, so each shows at once; the imagery shows through
     dock.opacity.setOpacity(0.6)
     canvas.setExtent(view_at(cx, cy, 0.2))

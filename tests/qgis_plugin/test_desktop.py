@@ -18,16 +18,18 @@ QGIS = shutil.which("qgis")
 XVFB_RUN = shutil.which("xvfb-run")
 
 
-def run_desktop(plugin_path, shots, work, scene, sample, timeout=600):
-    """Run desktop_live.py in QGIS under Xvfb with a fresh profile; returns (report, process)."""
-    extra = make_model(work / "extra-model.onnx")
+def run_desktop(plugin_path, shots, work, scene, sample, timeout=600, **extra):
+    """Run desktop_live.py in QGIS under Xvfb with a fresh profile; returns (report, process). ``extra``:
+    more LANDCOVER_* variables (WEB, EXTENT, UNITS_PER_PX for a web layer)."""
+    extra_model = make_model(work / "extra-model.onnx")
     bad = work / "not-a-model.onnx"
     bad.write_bytes(b"this is not ONNX")
     env = dict(os.environ)
     env.update(QT_QPA_PLATFORM="xcb", QGIS_PLUGINPATH=str(plugin_path), XDG_RUNTIME_DIR=str(work),
                PYTHONPATH=sysconfig.get_paths()["purelib"], LANDCOVER_SCENE=str(scene), LANDCOVER_SAMPLE=str(sample),
                LANDCOVER_SHOTS=str(shots), LANDCOVER_REPORT=str(work / "report.json"),
-               LANDCOVER_EXTRA_MODEL=str(extra), LANDCOVER_BAD_MODEL=str(bad))
+               LANDCOVER_EXTRA_MODEL=str(extra_model), LANDCOVER_BAD_MODEL=str(bad),
+               **{f"LANDCOVER_{k.upper()}": str(v) for k, v in extra.items()})
     proc = subprocess.run([XVFB_RUN, "-a", "-s", "-screen 0 1920x1200x24", QGIS, "--profiles-path", str(work / "profiles"),
                            "--nologo", "--noversioncheck", "--code", str(HERE / "desktop_live.py")],
                           env=env, capture_output=True, text=True, timeout=timeout, cwd=work)
