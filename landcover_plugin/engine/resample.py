@@ -20,6 +20,14 @@ from ..errors import LandcoverError
 GSD_TOLERANCE = 0.10  # the raster's own grid is used when its GSD is within 10 % of the model's
 MAX_REFINE = 8.0  # refused: input pixels more than 8× the model's GSD (the model cannot see its features)
 MAX_COARSEN = 32.0  # refused: input pixels finer than 1/32 of the model's GSD (resample the input first)
+SNAP = 0.02  # a factor within 2 % of a whole number (or of its inverse) is taken as that number
+
+
+def snapped(factor: float) -> float:
+    """``factor`` rounded to a whole number n (or 1/n) when within ``SNAP`` of it: a projection's scale
+    factor (Lambert-93's 0.9995, say) should not turn 2×2 averaging into a 1.998 resampling."""
+    whole = round(factor) if factor >= 1 else 1 / round(1 / factor)
+    return float(whole) if abs(factor / whole - 1) <= SNAP else factor
 
 
 @dataclass(frozen=True)
@@ -71,7 +79,7 @@ def plan_resolution(raster_gsd_m: float | None, model_gsd_m: float | None, optio
                                                       f"GSD, {model_gsd_m:g} m (pass --gsd METRES if they are not)")
     else:
         source = "from its CRS and geotransform"
-    factor = model_gsd_m / raster_gsd_m
+    factor = snapped(model_gsd_m / raster_gsd_m)
     if abs(factor - 1) <= GSD_TOLERANCE:
         return ResolutionPlan(1.0, raster_gsd_m, model_gsd_m,
                               f"input GSD {raster_gsd_m:.3g} m ({source}) is within {GSD_TOLERANCE:.0%} of the model's "
