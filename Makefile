@@ -7,7 +7,7 @@ APT_PACKAGES := qgis python3-qgis qgis-providers python3-rasterio python3-gdal g
 STAMP := $(VENV)/.setup-stamp
 export QT_QPA_PLATFORM ?= offscreen
 
-.PHONY: setup demo test package resources clean train-flair train-dubai train-dubai-grey screenshots bench live-bench
+.PHONY: setup demo test test-fast check package resources clean train-flair train-dubai train-dubai-grey screenshots bench live-bench
 
 setup: $(STAMP) landcover_plugin/resources.py
 
@@ -39,6 +39,16 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest -q tests
+
+# The unit tests: no real data (../shared), no QGIS window, nothing slow; a few minutes on 2 cores.
+test-fast: setup
+	$(PY) -m pytest -q -m "not shared_data and not desktop and not slow" tests
+
+# Lint (ruff), types (mypy: strict on engine/ and model/) and the declared minimum Python (vermin: 3.9).
+check: setup
+	$(VENV)/bin/ruff check landcover_plugin tests bench docs
+	$(VENV)/bin/mypy landcover_plugin
+	$(VENV)/bin/vermin --no-tips --violations --eval-annotations -t=3.9- landcover_plugin bench
 
 # A zip for QGIS' Plugin Manager ("Install from ZIP"): the plugin folder with metadata.txt, compiled
 # resources and the bundled models (copied in, symlinks resolved), without caches.

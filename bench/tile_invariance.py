@@ -51,7 +51,7 @@ def main() -> None:
         for t in args.tilings:
             tile, overlap = map(int, t.split("/"))
             out, conf = Path(tmp) / f"{tile}_{overlap}.tif", Path(tmp) / f"{tile}_{overlap}_conf.tif"
-            classify(ClassifyParams(args.raster, out, args.model, tile_size=tile, overlap=overlap, device="cpu",
+            classify(ClassifyParams(args.raster, out, args.model, tile_size_px=tile, overlap_px=overlap, device="cpu",
                                     confidence=conf))
             with rasterio.open(out) as c, rasterio.open(conf) as p:
                 maps[t] = (c.read(1), p.read(1))
