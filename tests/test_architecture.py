@@ -35,9 +35,10 @@ def imports() -> dict[str, set[str]]:
                     target = node.module or ""
                 found.add(target)
                 found.update(f"{target}.{alias.name}" for alias in node.names)  # `from . import x`
-        modules = {m for m in found if m.startswith("landcover_plugin")}
-        graph[name] = {m for m in modules if (REPO / Path(*m.split("."))).with_suffix(".py").exists()
-                       or (REPO / Path(*m.split(".")) / "__init__.py").exists()} | {m for m in found if not m.startswith("landcover_plugin")}
+        ours = {m for m in found if m.startswith("landcover_plugin")}
+        modules = {m for m in ours if (REPO / Path(*m.split("."))).with_suffix(".py").exists()
+                   or (REPO / Path(*m.split(".")) / "__init__.py").exists()}
+        graph[name] = modules | (found - ours)
     return graph
 
 
