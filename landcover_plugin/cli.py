@@ -207,6 +207,23 @@ def _evaluate(args) -> int:
     return 0
 
 
+def _change(args) -> int:
+    from .change import DEFAULT_MIN_CONFIDENCE, ChangeParams, change
+
+    console = ConsoleFeedback(args.quiet, desc="change")
+    try:
+        result = change(ChangeParams(args.before, args.after, args.output, args.model, args.after_model, args.map_before,
+                                     args.map_after, DEFAULT_MIN_CONFIDENCE if args.min_confidence is None else
+                                     args.min_confidence, args.confidence_before, args.confidence_after,
+                                     args.transitions, args.report, args.to_class_band, args.device, args.batch_size,
+                                     args.threads), console)
+    finally:
+        console.close()
+    if not args.quiet:
+        print(result.summary())
+    return 0
+
+
 def _chips(args) -> int:
     from .chips import ChipParams, export_chips
     from .codes import parse_codes
@@ -300,6 +317,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", type=Path, help="write all numbers as JSON")
     p.add_argument("--report", type=Path, help="write a Markdown report (.md, and a confusion-matrix PNG beside it)")
     p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser("change", help="land-cover change between two dates: change raster, transitions, report")
+    p.add_argument("before", help="BEFORE: a class raster written by `landcover classify`, or an image (classified with --model)")
+    p.add_argument("after", help="AFTER: a class raster or an image (warped onto BEFORE's grid, nearest; common extent only)")
+    p.add_argument("output", help="change GeoTIFF (.tif): 0 unchanged, from*K+to+1 changed, K*K+1 uncertain; .qml beside it")
+    p.add_argument("--model", help="model for image dates: bundled name or ONNX path (default: flair-rgb)")
+    p.add_argument("--after-model", help="model for an AFTER image (default: --model), e.g. dubai-rgb after dubai-grey")
+    p.add_argument("--map-before", help="BEFORE's classes onto the common legend: CLASS=COMMON,... (name or value; CLASS=- leaves "
+                                        "it out); unmapped classes keep their names")
+    p.add_argument("--map-after", help="AFTER's classes onto the common legend, as --map-before")
+    p.add_argument("--min-confidence", type=_fraction,  # default: change.DEFAULT_MIN_CONFIDENCE (a test keeps this help equal)
+                   help="report change only where both dates' class probability is at least this (default 0.6, "
+                        "measured; 0: off); other differing pixels are 'uncertain'")
+    p.add_argument("--confidence-before", help="confidence raster of a BEFORE class raster (landcover classify --confidence)")
+    p.add_argument("--confidence-after", help="confidence raster of an AFTER class raster")
+    p.add_argument("--transitions", help="write the transitions CSV (from, to, code, pixels, m2, ha, percent)")
+    p.add_argument("--report", help="write a Markdown report (.md) with the transition matrix; its heat map PNG beside it")
+    p.add_argument("--to-class-band", action="store_true", help="add band 2: the class changed to (k+1), 0 unchanged")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="execution device for image dates")
+    p.add_argument("--batch-size", type=_positive(1), default=4, help="tiles per inference call (default 4)")
+    p.add_argument("--threads", type=_positive(1), help="CPU threads for onnxruntime (default: all cores)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    p.set_defaults(func=_change)
 
     p = sub.add_parser("chips", help="cut aligned image/label training chips with a manifest")
     p.add_argument("image", help="image raster")
