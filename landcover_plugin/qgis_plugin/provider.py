@@ -4,6 +4,7 @@ from qgis.PyQt.QtGui import QIcon
 
 from .. import __version__
 from .base import ICON
+from .change_algorithm import ChangeAlgorithm
 from .chips_algorithm import ExportChipsAlgorithm
 from .classify_algorithm import ClassifyAlgorithm
 from .evaluate_algorithm import EvaluateAlgorithm
@@ -32,6 +33,7 @@ class LandcoverProvider(QgsProcessingProvider):
 
     def loadAlgorithms(self):
         self.addAlgorithm(ClassifyAlgorithm())
+        self.addAlgorithm(ChangeAlgorithm())
         self.addAlgorithm(EvaluateAlgorithm())
         self.addAlgorithm(ExportChipsAlgorithm())
         self.addAlgorithm(TrainAlgorithm())
