@@ -32,8 +32,8 @@ class LandcoverProvider(QgsProcessingProvider):
         return ["tif"]
 
     def loadAlgorithms(self):
-        self.addAlgorithm(ClassifyAlgorithm())
         self.addAlgorithm(ChangeAlgorithm())
+        self.addAlgorithm(ClassifyAlgorithm())
         self.addAlgorithm(EvaluateAlgorithm())
         self.addAlgorithm(ExportChipsAlgorithm())
         self.addAlgorithm(TrainAlgorithm())
