@@ -46,6 +46,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -326,7 +327,7 @@ class _Date:
     label: str
     path: Path
     kind: str  # "classes" or "image"
-    ds: object  # gdal.Dataset
+    ds: Any  # gdal.Dataset
     classes: dict[int, tuple[str, str]]
     model: str | None = None
     confidence: Path | None = None
@@ -428,10 +429,10 @@ def align(before: Grid, after: Grid, before_name: str, after_name: str) -> Align
     if (c0, r0, c1, r1) != (0, 0, before.width, before.height):
         notes.append(f"Common extent: {c1 - c0}×{r1 - r0} px of BEFORE's {before.width}×{before.height} px grid "
                      f"(from column {c0}, row {r0})")
-    sizes = gsd_m(before)[0], gsd_m(after)[0]
-    if sizes[0] and sizes[1] and max(sizes) / min(sizes) > PIXEL_RATIO_WARNING:
-        warnings.append(f"the dates' pixel sizes differ by more than {PIXEL_RATIO_WARNING:g}× (BEFORE {sizes[0]:.3g} m, "
-                        f"AFTER {sizes[1]:.3g} m): AFTER is resampled onto BEFORE's grid with nearest neighbour, and "
+    size_b, size_a = gsd_m(before)[0], gsd_m(after)[0]
+    if size_b and size_a and max(size_b, size_a) / min(size_b, size_a) > PIXEL_RATIO_WARNING:
+        warnings.append(f"the dates' pixel sizes differ by more than {PIXEL_RATIO_WARNING:g}× (BEFORE {size_b:.3g} m, "
+                        f"AFTER {size_a:.3g} m): AFTER is resampled onto BEFORE's grid with nearest neighbour, and "
                         "change at the finer date's detail is not comparable; resample to similar pixels")
     return Alignment(grid, c0, r0, notes, warnings)
 
@@ -522,9 +523,10 @@ def _check_confidence(path: Path, class_grid: Grid, label: str):
 
 
 def _classify_date(date: _Date, params: ChangeParams, model: str | Path | None, work: Path, target: Grid,
-                   feedback: Feedback) -> None:
+                   feedback: Feedback) -> tuple[Path, Path]:
     """Classify an image date into ``work`` (class + confidence raster), over the common extent plus a
-    margin of one tile when that is smaller than the image; sets ``class_path`` and ``confidence``."""
+    margin of one tile when that is smaller than the image; sets and returns ``class_path`` and
+    ``confidence``."""
     from osgeo import gdal
 
     from .engine.classify import ClassifyParams, classify
@@ -552,6 +554,7 @@ def _classify_date(date: _Date, params: ChangeParams, model: str | Path | None, 
                                      confidence=confidence, threads=params.threads), feedback)
     feedback.info(f"classified in {result.seconds:.1f} s on {result.provider}; {result.band_note}")
     date.class_path, date.confidence = classes, confidence
+    return classes, confidence
 
 
 # ---------------------------------------------------------------------------------------------- styling
@@ -627,9 +630,9 @@ def _check(params: ChangeParams) -> tuple[Path, Path, Path, Path | None, Path | 
     if not isinstance(params.min_confidence, (int, float)) or not 0 <= params.min_confidence <= 1:
         raise LandcoverError(f"--min-confidence must be a probability in [0, 1], got {params.min_confidence!r}")
     inputs = tuple(Path(p) for p in (before, after, params.confidence_before, params.confidence_after) if p)
-    for label, path in (("BEFORE", params.confidence_before), ("AFTER", params.confidence_after)):
-        if path and not Path(path).exists():
-            raise LandcoverError(f"{label} confidence raster not found: {path}")
+    for label, conf in (("BEFORE", params.confidence_before), ("AFTER", params.confidence_after)):
+        if conf and not Path(conf).exists():
+            raise LandcoverError(f"{label} confidence raster not found: {conf}")
     output = check_output_path(params.output, "output", (".tif", ".tiff"), inputs)
     csv_path = check_output_path(params.transitions, "transitions CSV", (".csv",), inputs) if params.transitions else None
     report = check_output_path(params.report, "report", (".md",), inputs) if params.report else None
@@ -684,11 +687,13 @@ def change(params: ChangeParams, feedback: Feedback | None = None) -> ChangeResu
             work = temp_name(output.with_name(output.name + ".work"))
             work.mkdir()
         for n, d in enumerate(images):
+            assert work is not None
             model = params.model if d.label == "BEFORE" else after_model
             share = 0.85 / len(images)
-            _classify_date(d, params, model, work, al.grid, _Span(fb, n * share, (n + 1) * share, f"{d.label}: "))
-            d.ds = open_raster(d.class_path, f"{d.label} classes")
-            conf_ds[d.label] = open_raster(d.confidence, f"{d.label} confidence")
+            classes, confidence = _classify_date(d, params, model, work, al.grid,
+                                                 _Span(fb, n * share, (n + 1) * share, f"{d.label}: "))
+            d.ds = open_raster(classes, f"{d.label} classes")
+            conf_ds[d.label] = open_raster(confidence, f"{d.label} confidence")
         fb.check_cancelled()
         infos = [DateInfo(d.label, str(d.path), "image" if d.kind == "image" else "class raster", d.model,
                           ("model" if d.kind == "image" else str(d.confidence)) if d.label in conf_ds else None)
@@ -857,7 +862,9 @@ def heat_map(result: ChangeResult, path: Path) -> None:
     diag = np.where(np.eye(k, dtype=bool) & (m > 0), share, np.nan)
     size = 1.6 + 0.55 * k
     fig, ax = plt.subplots(figsize=(size + 1.2, size), dpi=110)
-    ax.imshow(diag, cmap="Greys", vmin=0, vmax=max(np.nanmax(diag), 1e-9) * 2.5 if np.isfinite(diag).any() else 1)
+    from matplotlib.colors import ListedColormap
+
+    ax.imshow(np.where(np.isfinite(diag), 0.0, np.nan), cmap=ListedColormap(["#d9d9d9"]), vmin=0, vmax=1)
     if np.isfinite(off).any():
         lo, hi = np.nanmin(off), np.nanmax(off)
         im = ax.imshow(off, cmap="Reds", norm=LogNorm(vmin=min(lo, hi / 10), vmax=hi))
@@ -904,7 +911,7 @@ def write_change_report(result: ChangeResult, report: Path, outputs: AtomicOutpu
                         + (f"{'+' if net >= 0 else '−'}{abs(100.0 * net / b):.1f} % |" if b else "new |")
                         for n, b, a, g, lost, net in result.class_changes())
     absent = result.k - len(keep)
-    absent_note = f" ({absent} classes of the legend occur on neither date and are not shown)" if absent else ""
+    absent_note = f"; {absent} classes of the legend occur on neither date and are not shown" if absent else ""
     top = sorted(result.transitions(changed_only=True), key=lambda t: -t[3])
     top_rows = "\n".join(f"| {a} → {b} | {code} | {n:,} | {amount(n)} | {result.share(n):.3f} |" for a, b, code, n in top[:15])
     dates = "\n".join(f"- {d.describe()}" for d in result.dates)
@@ -930,7 +937,9 @@ def write_change_report(result: ChangeResult, report: Path, outputs: AtomicOutpu
 Change raster `{result.output.name}` ({result.data_type}, nodata {result.nodata}): 0 unchanged, `from·{k} + to + 1`
 changed (classes indexed 0..{k - 1} in the order below), {coding(k)[2]} uncertain.
 
-## Transition matrix ({unit}; changes where both dates are confident, uncertain pixels left out){absent_note}
+## Transition matrix ({unit})
+
+Rows BEFORE, columns AFTER; changes counted where both dates are confident, uncertain pixels left out{absent_note}.
 
 {header}
 |{'---|' * (len(keep) + 2)}
