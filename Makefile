@@ -7,7 +7,7 @@ APT_PACKAGES := qgis python3-qgis qgis-providers python3-rasterio python3-gdal g
 STAMP := $(VENV)/.setup-stamp
 export QT_QPA_PLATFORM ?= offscreen
 
-.PHONY: setup demo test test-fast check package resources clean train-flair train-dubai train-dubai-grey screenshots bench live-bench
+.PHONY: setup demo test test-fast check package resources clean train-flair train-dubai train-dubai-grey screenshots bench live-bench change-demo change-bench
 
 setup: $(STAMP) landcover_plugin/resources.py
 
@@ -81,6 +81,24 @@ screenshots: demo
 	  --noversioncheck --code docs/screenshot_qgis.py
 	@ls -la docs/qgis_classified.png
 	QT_QPA_PLATFORM=xcb $(PY) bench/live_view.py --shots docs --json out/live_view.json
+
+# Land-cover change on a real pair (FLAIR Z6 with a block of Z2 woodland pasted in): CLI outputs in
+# out/change_demo/, the QGIS window with the styled change layer and the report's heat map in docs/.
+change-demo: setup
+	$(PY) bench/change_threshold.py --demo out/change_demo
+	cd out/change_demo && ../../$(VENV)/bin/landcover change before.tif after.tif change.tif --transitions transitions.csv \
+	  --report report.md --to-class-band
+	cp out/change_demo/report.png docs/change_heatmap.png
+	rm -rf build/qgis-profile-change && mkdir -p build/qgis-profile-change
+	LANDCOVER_BEFORE=$(CURDIR)/out/change_demo/before.tif LANDCOVER_AFTER=$(CURDIR)/out/change_demo/after.tif \
+	  LANDCOVER_CHANGE=$(CURDIR)/out/change_demo/change.tif LANDCOVER_SCREENSHOT=$(CURDIR)/docs/change_qgis.png QT_QPA_PLATFORM=xcb \
+	  timeout 240 xvfb-run -a -s "-screen 0 1600x1000x24" qgis --profiles-path build/qgis-profile-change --nologo \
+	  --noversioncheck --code docs/screenshot_change.py
+
+# --min-confidence curve (no change between shifted tilings), detection of pasted blocks, Dubai grey vs RGB (README).
+change-bench: setup
+	mkdir -p out
+	$(PY) bench/change_threshold.py --json out/change_bench.json
 
 # Live layer: seconds from a view change to the class layer on a 1366×768 canvas (real QGIS desktop).
 live-bench: setup

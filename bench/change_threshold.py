@@ -5,13 +5,14 @@
    each --min-confidence threshold. The default threshold is the smallest one that keeps every crop's
    change at or below 1 %.
 2. Real change: FLAIR crops with a 512 px block pasted from another zone (woodland into vineyards,
-   town into farmland, lagoon into brushwood): the share of the block's differing pixels reported as
+   town into farmland, lagoon shore into woods and fields): the share of the block's differing pixels reported as
    changed (detection) and the change outside the block, per threshold.
 3. Greyscale vs RGB: the held-out Dubai tile 3 images as 1-band luma classified with dubai-grey,
    against the colour originals classified with dubai-rgb (same scene: every change is the two
    models disagreeing).
 
 Classifications are cached in out/change_bench/. Usage: .venv/bin/python bench/change_threshold.py [--json out/change_bench.json]
+``--demo DIR`` only writes the README's example pair, DIR/before.tif and DIR/after.tif (the first paste).
 """
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ CROPS = {"Z1": [(1024, 256), (4096, 768)], "Z2": [(256, 256)], "Z3": [(1024, 256
 # (base zone, crop, pasted zone, source window x, y, what)
 PASTES = [("Z6", (1024, 256), "Z2", (512, 1024), "woodland into vineyards"),
           ("Z6", (5120, 768), "Z4", (1024, 4096), "town into farmland"),
-          ("Z1", (1024, 256), "Z5", (1024, 2048), "lagoon shore into brushwood")]
+          ("Z1", (1024, 256), "Z5", (1024, 2048), "lagoon shore into woods and fields")]
 BLOCK = (512, 512, 512)  # x, y, size of the pasted block in the crop
 THRESHOLDS = [0.0, 0.3, 0.4, 0.5, 0.55, 0.6, 0.65, 0.7, 0.8, 0.9]
 
@@ -114,8 +115,17 @@ def table(title: str, rows: dict[str, list[dict]], key: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--demo", type=Path, help="write the example pair DIR/before.tif, DIR/after.tif and stop")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
+    if args.demo:
+        zone, (x, y), src, (sx, sy), _ = PASTES[0]
+        base = crop(zone, x, y, f"{zone}_{x}_{y}_a")
+        after = pasted(base, src, sx, sy, f"{zone}_{x}_{y}_paste_{src}")
+        args.demo.mkdir(parents=True, exist_ok=True)
+        for source, name in ((base, "before.tif"), (after, "after.tif")):
+            gdal.Translate(str(args.demo / name), str(source))
+        return
     results: dict = {"no_change": {}, "paste": {}, "dubai": {}}
     for zone, spots in CROPS.items():
         for x, y in spots:
