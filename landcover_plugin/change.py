@@ -442,10 +442,10 @@ def _window_of(grid: Grid, target: Grid, margin: int) -> PixelWindow:
     assert grid.crs_wkt and target.crs_wkt
     left, bottom, right, top = transform_bounds(target.bounds(), target.crs_wkt, grid.crs_wkt)
     pts = [grid.to_pixel(x, y) for x in (left, right) for y in (bottom, top)]
-    c0 = max(0, math.floor(min(p[0] for p in pts)) - margin)
-    c1 = min(grid.width, math.ceil(max(p[0] for p in pts)) + margin)
-    r0 = max(0, math.floor(min(p[1] for p in pts)) - margin)
-    r1 = min(grid.height, math.ceil(max(p[1] for p in pts)) + margin)
+    c0 = max(0, math.floor(min(p[0] for p in pts) + 1e-6) - margin)
+    c1 = min(grid.width, math.ceil(max(p[0] for p in pts) - 1e-6) + margin)
+    r0 = max(0, math.floor(min(p[1] for p in pts) + 1e-6) - margin)
+    r1 = min(grid.height, math.ceil(max(p[1] for p in pts) - 1e-6) + margin)
     return PixelWindow(c0, r0, max(1, c1 - c0), max(1, r1 - r0))
 
 
@@ -538,7 +538,8 @@ def _classify_date(date: _Date, params: ChangeParams, model: str | Path | None, 
     if _georeferenced(grid) and _georeferenced(target):
         meta = read_metadata(resolve_model(model))
         image_gsd = gsd_m(grid)[0]
-        factor = max(1.0, meta.gsd_m / image_gsd) if meta.gsd_m and image_gsd else 1.0
+        # one tile of the grid the model sees, in image pixels (the engine resamples beyond 10 %)
+        factor = meta.gsd_m / image_gsd if meta.gsd_m and image_gsd and meta.gsd_m > 1.1 * image_gsd else 1.0
         w = _window_of(grid, target, math.ceil(meta.tile_size_px * factor))
         if (w.width, w.height) != (grid.width, grid.height):
             source = work / f"{date.label.lower()}_window.vrt"

@@ -361,3 +361,21 @@ def test_cli_help_states_the_default_threshold():
     sub = next(a for a in build_parser()._actions if a.dest == "command").choices["change"]
     text = next(a.help for a in sub._actions if a.dest == "min_confidence")
     assert f"default {DEFAULT_MIN_CONFIDENCE:g}," in text
+
+
+def test_an_image_larger_than_the_common_extent_is_classified_over_it_plus_one_tile(tmp_path, model_path):
+    data = dominant_image(300, 320)
+    before = make_raster(tmp_path / "big.tif", data)
+    # AFTER: the same ground, 60×70 px from column 200, row 180 of BEFORE (0.2 m pixels)
+    after = make_raster(tmp_path / "small.tif", data[:, 180:240, 200:270], origin=(700000 + 200 * 0.2, 6600000 - 180 * 0.2))
+    messages = []
+
+    class Log(Feedback):
+        def info(self, message):
+            messages.append(message)
+
+    result = change(ChangeParams(before, after, tmp_path / "c.tif", model=model_path, min_confidence=0), Log())
+    assert (result.width, result.height) == (70, 60) and result.changed_pixels == 0 and result.common_pixels == 4200
+    # the synthetic model's tile is 64 px: BEFORE is read from column 136, row 116 to its right and bottom edges
+    assert "BEFORE: classifying the common extent plus one tile: 184×184 px of 320×300" in messages
+    assert not any(m.startswith("AFTER: classifying the common extent") for m in messages)
