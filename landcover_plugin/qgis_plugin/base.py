@@ -51,9 +51,14 @@ class LegendStyler(QgsProcessingLayerPostProcessorInterface):
 
 class LandcoverAlgorithm(QgsProcessingAlgorithm):
     """Subclasses set NAME, DISPLAY_NAME, GROUP, GROUP_ID and HELP and implement initAlgorithm and
-    processAlgorithm; they call the engine through ``run_engine``."""
+    processAlgorithm; they call the engine through ``run_engine``. REQUIRES names the Python packages
+    they need beyond QGIS' own: while one is missing the algorithm does not run and says so in one
+    line (``canExecute`` for QGIS' dialogs, with the installer's link; ``prepareAlgorithm`` for
+    everything else: batch, model builder, ``processing.run``, qgis_process). A subclass that
+    overrides ``prepareAlgorithm`` calls ``require_dependencies()`` first."""
 
     NAME = DISPLAY_NAME = GROUP = GROUP_ID = HELP = ""
+    REQUIRES: tuple[str, ...] = ()
 
     def __init__(self):
         super().__init__()
@@ -79,6 +84,47 @@ class LandcoverAlgorithm(QgsProcessingAlgorithm):
 
     def shortHelpString(self):  # noqa: N802
         return self.HELP
+
+    def dependency_problem(self) -> str | None:
+        """The missing-dependency message when a package in REQUIRES (or QGIS' numpy or GDAL bindings)
+        is not usable, else None."""
+        if not self.REQUIRES:
+            return None
+        from . import dependencies_ui
+
+        report = dependencies_ui.report()
+        if report.ready and all(report.get(name) is None or report.get(name).problem is None for name in self.REQUIRES):
+            return None
+        return dependencies_ui.missing_text(report)
+
+    def canExecute(self):  # noqa: N802 (QGIS' name): the Toolbox shows the message, with the installer's link
+        if self.dependency_problem() is None:
+            return True, ""
+        from . import dependencies_ui
+
+        return False, dependencies_ui.missing_html(link=True)
+
+    def require_dependencies(self) -> None:
+        """Raise ``QgsProcessingException`` with the missing-dependency message (one line, no traceback)."""
+        problem = self.dependency_problem()
+        if problem is not None:
+            raise QgsProcessingException(problem)
+
+    def prepareAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        self.require_dependencies()
+        return True
+
+    def model_value(self, parameters: dict, name: str, context) -> str | None:
+        """A model parameter's value for the engine: a bundled model's name or a file path as given; the
+        name of a model added in the model manager becomes its file. ``None`` when empty (the default)."""
+        value = self.parameterAsString(parameters, name, context).strip()
+        if not value:
+            return None
+        from ..model.registry import bundled_models
+        from .settings import all_models
+
+        models = all_models()
+        return str(models[value]) if value in models and value not in bundled_models() else value
 
     def optional_int(self, parameters: dict, name: str, context) -> int | None:
         """An optional integer parameter: ``None`` when empty."""

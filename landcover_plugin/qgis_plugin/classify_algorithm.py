@@ -15,10 +15,10 @@ from qgis.core import (
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
-    QgsProcessingParameterString,
 )
 
 from .base import DEVICES, LandcoverAlgorithm
+from .model_widget import model_parameter
 
 RESAMPLING = ["auto: classify at the model's GSD", "off: classify the input's pixels as they are"]
 OUTPUT_GRIDS = ["input", "model"]
@@ -31,6 +31,7 @@ class ClassifyAlgorithm(LandcoverAlgorithm):
         "OUTPUT_RESOLUTION", "OUTPUT_PIXEL_SIZE", "EXTENT", "OUTPUT", "CONFIDENCE", "CLASS_AREAS")
 
     NAME = "classify"
+    REQUIRES = ("onnxruntime",)
     DISPLAY_NAME = "Classify land cover"
     GROUP = "Classification"
     GROUP_ID = "classification"
@@ -56,8 +57,7 @@ class ClassifyAlgorithm(LandcoverAlgorithm):
 
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, "Input raster"))
-        self.addParameter(QgsProcessingParameterString(self.MODEL, "Model (name or ONNX path; empty = flair-rgb)",
-                                                       optional=True))
+        self.addParameter(model_parameter(self.MODEL, "Model (name or ONNX path; empty = flair-rgb)"))
         self.addParameter(QgsProcessingParameterNumber(self.TILE_SIZE, "Tile size (px; empty = model default)",
                                                        QgsProcessingParameterNumber.Integer, optional=True, minValue=16))
         self.addParameter(QgsProcessingParameterNumber(self.OVERLAP, "Overlap (px; empty = model default)",
@@ -85,6 +85,7 @@ class ClassifyAlgorithm(LandcoverAlgorithm):
 
     def prepareAlgorithm(self, parameters, context, feedback):  # noqa: N802
         """Runs in the main thread: a non-file layer's provider is cloned here for the worker thread."""
+        self.require_dependencies()
         from .provider_source import layer_input
 
         layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
@@ -96,7 +97,7 @@ class ClassifyAlgorithm(LandcoverAlgorithm):
         input_gsd = (self.parameterAsDouble(parameters, self.INPUT_GSD, context)
                      if parameters.get(self.INPUT_GSD) not in (None, "") else None)
         self.source = self.run_engine(feedback, lambda fb: layer_input(
-            layer, self.parameterAsString(parameters, self.MODEL, context) or None, extent, fb, input_gsd))
+            layer, self.model_value(parameters, self.MODEL, context), extent, fb, input_gsd))
         return self.source is not None
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
@@ -109,7 +110,7 @@ class ClassifyAlgorithm(LandcoverAlgorithm):
         input_gsd = parameters.get(self.INPUT_GSD)
         resample = self.parameterAsEnum(parameters, self.RESAMPLE, context)
         params = ClassifyParams(
-            input=self.source, output=output, model=self.parameterAsString(parameters, self.MODEL, context) or None,
+            input=self.source, output=output, model=self.model_value(parameters, self.MODEL, context),
             tile_size_px=self.optional_int(parameters, self.TILE_SIZE, context),
             overlap_px=self.optional_int(parameters, self.OVERLAP, context),
             batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context),
