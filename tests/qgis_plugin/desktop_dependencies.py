@@ -101,7 +101,6 @@ def steps():
     yield 800
     from landcover_plugin.qgis_plugin import dependencies_ui
 
-    plugin = qgis.utils.plugins["landcover_plugin"]
     report["private_dir"] = str(dependencies_ui.private_dir())
     report["ready_at_start"] = dependencies_ui.ready()
     toolbar = window.findChild(QToolBar, "LandcoverToolbar")
