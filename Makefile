@@ -50,18 +50,29 @@ check: setup
 	$(VENV)/bin/mypy landcover_plugin
 	$(VENV)/bin/vermin --no-tips --violations --eval-annotations -t=3.9- landcover_plugin bench
 
-# A zip for QGIS' Plugin Manager ("Install from ZIP"): the plugin folder with metadata.txt, compiled
-# resources and the bundled models (copied in, symlinks resolved), without caches.
+# A zip for QGIS' Plugin Manager ("Install from ZIP") and the official plugin repository (25 MB at most):
+# the plugin folder with metadata.txt, LICENSE, compiled resources and the default model (symlinks
+# resolved), without caches. The other models are listed in models/remote.json (size, SHA-256, URL =
+# MODELS_URL + file name) and fetched on first use; dist/models/ holds them and SHA256SUMS, to upload
+# to MODELS_URL with the release.
+PACKAGE_MODELS ?= flair-rgb
+MODELS_URL ?=
+ZIP_LIMIT := 25000000
 package: setup
-	rm -rf build/package dist/landcover_plugin.zip
-	mkdir -p build/package dist
+	rm -rf build/package dist/landcover_plugin.zip dist/models
+	mkdir -p build/package dist/models
 	cp -rL landcover_plugin build/package/landcover_plugin
 	mkdir -p build/package/landcover_plugin/models
-	cp models/*.onnx models/*.md build/package/landcover_plugin/models/
-	cp README.md build/package/landcover_plugin/README.md
+	cp $(PACKAGE_MODELS:%=models/%.onnx) models/*.md build/package/landcover_plugin/models/
+	cp README.md LICENSE build/package/landcover_plugin/
+	remote="$(filter-out $(PACKAGE_MODELS:%=models/%.onnx),$(wildcard models/*.onnx))"; \
+	  cp $$remote dist/models/ && \
+	  $(PY) -m landcover_plugin.model.remote build/package/landcover_plugin/models/remote.json "$(MODELS_URL)" $$remote > dist/models/SHA256SUMS
 	find build/package -name __pycache__ -prune -exec rm -rf {} +
 	cd build/package && zip -qr9 ../../dist/landcover_plugin.zip landcover_plugin
-	@echo "Wrote dist/landcover_plugin.zip ($$(du -h dist/landcover_plugin.zip | cut -f1))"
+	@size=$$(stat -c %s dist/landcover_plugin.zip); echo "Wrote dist/landcover_plugin.zip ($$size bytes; the plugin repository takes $(ZIP_LIMIT))"; \
+	  test $$size -le $(ZIP_LIMIT) || { echo "dist/landcover_plugin.zip is over the plugin repository's limit"; exit 1; }
+	@if [ -z "$(MODELS_URL)" ]; then echo "Note: MODELS_URL is empty: $$(ls dist/models/*.onnx | xargs -n1 basename | tr '\n' ' ')can only be added by hand (or with LANDCOVER_MODELS_URL at run time)"; fi
 
 # Speed and memory: model-only vs end-to-end MP/s, ratio, per-tile baseline, peak RSS (21 MP and 84 MP).
 bench: setup

@@ -49,6 +49,16 @@ class LegendStyler(QgsProcessingLayerPostProcessorInterface):
         layer.triggerRepaint()
 
 
+def fetch_listed_model(value: str, feedback: Feedback) -> None:
+    """Fetch ``value`` when it names a model the package lists but does not hold (``model.remote``)."""
+    from ..model.registry import bundled_models
+    from ..model.remote import fetch, fetched, remote_models
+
+    listed = remote_models().get(value)
+    if listed is not None and value not in bundled_models() and fetched(listed) is None:
+        fetch(listed, feedback.progress, feedback.info)
+
+
 class LandcoverAlgorithm(QgsProcessingAlgorithm):
     """Subclasses set NAME, DISPLAY_NAME, GROUP, GROUP_ID and HELP and implement initAlgorithm and
     processAlgorithm; they call the engine through ``run_engine``. REQUIRES names the Python packages
@@ -59,6 +69,7 @@ class LandcoverAlgorithm(QgsProcessingAlgorithm):
 
     NAME = DISPLAY_NAME = GROUP = GROUP_ID = HELP = ""
     REQUIRES: tuple[str, ...] = ()
+    MODEL_PARAMETERS: tuple[str, ...] = ()  # parameters that name a model (see ``check_ready``)
 
     def __init__(self):
         super().__init__()
@@ -110,8 +121,18 @@ class LandcoverAlgorithm(QgsProcessingAlgorithm):
         if problem is not None:
             raise QgsProcessingException(problem)
 
-    def prepareAlgorithm(self, parameters, context, feedback):  # noqa: N802
+    def check_ready(self, parameters: dict, context, feedback) -> None:
+        """Before a run: the dependencies (``require_dependencies``), then the models the parameters name
+        that the package lists but does not hold, fetched now with progress in the log (History keeps
+        the name). Raises ``QgsProcessingException``."""
         self.require_dependencies()
+        for name in self.MODEL_PARAMETERS:
+            value = self.parameterAsString(parameters, name, context).strip() if name in parameters else ""
+            if value:
+                self.run_engine(feedback, lambda fb, value=value: fetch_listed_model(value, fb))
+
+    def prepareAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        self.check_ready(parameters, context, feedback)
         return True
 
     def model_value(self, parameters: dict, name: str, context) -> str | None:

@@ -32,6 +32,7 @@ class ClassifyAlgorithm(LandcoverAlgorithm):
 
     NAME = "classify"
     REQUIRES = ("onnxruntime",)
+    MODEL_PARAMETERS = ("MODEL",)
     DISPLAY_NAME = "Classify land cover"
     GROUP = "Classification"
     GROUP_ID = "classification"
@@ -85,7 +86,7 @@ class ClassifyAlgorithm(LandcoverAlgorithm):
 
     def prepareAlgorithm(self, parameters, context, feedback):  # noqa: N802
         """Runs in the main thread: a non-file layer's provider is cloned here for the worker thread."""
-        self.require_dependencies()
+        self.check_ready(parameters, context, feedback)
         from .provider_source import layer_input
 
         layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)

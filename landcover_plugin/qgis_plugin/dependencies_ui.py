@@ -57,9 +57,18 @@ class _State(QObject):
 state = _State()
 
 
+def models_dir() -> Path:
+    """``<profile>/landcover/models``: models fetched on first use (those the plugin zip lists but does not hold)."""
+    return Path(QgsApplication.qgisSettingsDirPath()) / "landcover" / "models"
+
+
 def activate_private_packages() -> None:
-    """At plugin load: the packages folder goes first on ``sys.path``. Never raises."""
+    """At plugin load: the packages folder goes first on ``sys.path``; fetched models are kept in the
+    profile. Never raises."""
     try:
+        from ..model.remote import set_cache_dir
+
+        set_cache_dir(models_dir())
         deps.activate(private_dir())
     except Exception:  # noqa: BLE001 (a plugin that cannot load is worse than a missing package)
         QgsMessageLog.logMessage(f"Landcover packages folder not activated: {traceback.format_exc(limit=1)}", TAG, Qgis.Warning)

@@ -18,6 +18,7 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
+from ..errors import LandcoverError
 from . import settings
 from .live import LiveController
 
@@ -92,15 +93,45 @@ class LandcoverDock(QDockWidget):
             box.currentIndexChanged.connect(self.restart)
 
     def fill_models(self):
-        """List bundled and added models, keeping the current (or saved) choice."""
+        """List bundled and added models, keeping the current (or saved) choice; bundled models the
+        package lists but does not hold come last, fetched when Live starts with one (empty data)."""
+        from ..model.remote import remote_models
+
         current = self.model_box.currentText() or settings.get("live/model")
         self.model_box.blockSignals(True)
         self.model_box.clear()
-        for name, path in settings.all_models().items():
+        models = settings.all_models()
+        for name, path in models.items():
             self.model_box.addItem(name, str(path))
+        for name, model in remote_models().items():
+            if name not in models:
+                self.model_box.addItem(name, "")
+                self.model_box.setItemData(self.model_box.count() - 1, f"Downloaded when first used ({model.size / 1e6:.0f} MB)",
+                                           Qt.ToolTipRole)
         index = self.model_box.findText(current)
         self.model_box.setCurrentIndex(max(index, 0))
         self.model_box.blockSignals(False)
+
+    def model_path(self) -> str | None:
+        """The chosen model's file, fetched first when the package lists it without holding it. Raises
+        ``LandcoverError`` when that fails."""
+        path = self.model_box.currentData()
+        if path != "":
+            return path
+        from qgis.PyQt.QtWidgets import QApplication
+
+        from ..model.remote import fetch, remote_models
+
+        model = remote_models()[self.model_box.currentText()]
+        self.status.setText(f"Live: downloading {model.name} ({model.size / 1e6:.1f} MB)…")
+
+        def step(fraction: float):
+            self.bar.setValue(int(100 * fraction))
+            QApplication.processEvents()
+
+        path = str(fetch(model, step))
+        self.fill_models()
+        return path
 
     def switch(self, on: bool):
         if not on:
@@ -111,11 +142,17 @@ class LandcoverDock(QDockWidget):
             self.status.setText("Live: choose a raster layer and a model first")
             self.live_box.setChecked(False)
             return
+        try:
+            model_path = self.model_path()
+        except LandcoverError as exc:
+            self.status.setText(f"Live: {exc}")
+            self.live_box.setChecked(False)
+            return
         settings.put("live/model", self.model_box.currentText())
         settings.put("live/device", self.device_box.currentText())
         settings.put("live/cache_mb", self.cache_box.value())
         self.bar.setValue(0)
-        self.controller.start(layer, self.model_box.currentData(), self.device_box.currentText())
+        self.controller.start(layer, model_path, self.device_box.currentText())
 
     def set_opacity(self, opacity: float):
         settings.put("live/opacity", opacity)

@@ -14,12 +14,15 @@ except Exception:  # noqa: BLE001
 
 
 def model_names() -> list[str]:
-    """Names a user can pick: the bundled models (the default first), then the added ones."""
+    """Names a user can pick: the default model first, the bundled ones (also those fetched on first
+    use), then the added ones."""
     from ..model.registry import DEFAULT_MODEL
+    from ..model.remote import remote_models
     from .settings import all_models
 
-    names = list(all_models())
-    return sorted(names, key=lambda n: (n != DEFAULT_MODEL, n))
+    models = all_models()
+    names = list(models) + [name for name in remote_models() if name not in models]
+    return sorted(names, key=lambda n: (n != DEFAULT_MODEL, n.endswith(" (added)"), n))
 
 
 def model_parameter(name: str, description: str) -> QgsProcessingParameterString:

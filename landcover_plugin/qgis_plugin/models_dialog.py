@@ -1,6 +1,7 @@
 """Model manager: the bundled and added ONNX models, their metadata, classes and colours; add an ONNX
-file (validated before it is kept), validate, remove an added one. Added models persist in the QGIS
-profile (``settings.added_models``)."""
+file (validated before it is kept), validate, remove an added one; download a bundled model that the
+plugin package lists but does not hold (fetched and SHA-256-checked into the profile). Added models
+persist in the QGIS profile (``settings.added_models``)."""
 from __future__ import annotations
 
 from html import escape
@@ -12,7 +13,20 @@ from qgis.PyQt.QtWidgets import QDialog, QDialogButtonBox, QFileDialog, QHBoxLay
 from ..errors import LandcoverError
 from ..model.adapter import OnnxModel, compatible_tools, validate_model
 from ..model.metadata import gsd_text
+from ..model.remote import RemoteModel, fetch, remote_models
 from . import settings
+
+NOT_DOWNLOADED = " (not downloaded)"
+
+
+def remote_html(model: RemoteModel) -> str:
+    """A listed model that is not here yet: what downloading it means."""
+    where = (f"Downloaded from <tt>{escape(model.url)}</tt> on first use (or now, with <b>Download</b>)"
+             if model.url else "No download URL is configured (LANDCOVER_MODELS_URL): add the file with Add ONNX…")
+    return (f"<h3>{escape(model.name)}</h3><p>A bundled model that is not inside the plugin package (the QGIS plugin "
+            f"repository takes 25 MB).</p><table><tr><td><b>Size</b></td><td>{model.size / 1e6:.1f} MB</td></tr>"
+            f"<tr><td><b>SHA-256</b></td><td><tt>{model.sha256}</tt></td></tr></table><p>{where}; the file is checked "
+            "against this SHA-256 and kept in the QGIS profile.</p>")
 
 
 def model_html(name: str, path: Path) -> str:
@@ -48,10 +62,13 @@ class ModelManager(QDialog):
         self.info = QTextBrowser()
         self.list.currentTextChanged.connect(self.show_model)
         buttons = QHBoxLayout()
-        for label, slot in (("Add ONNX…", self.add), ("Validate", self.validate), ("Remove", self.remove)):
+        for label, slot in (("Add ONNX…", self.add), ("Validate", self.validate), ("Remove", self.remove),
+                            ("Download", self.download)):
             button = QPushButton(label)
             button.clicked.connect(slot)
             buttons.addWidget(button)
+            if label == "Download":
+                self.download_button = button
         buttons.addStretch(1)
         close = QDialogButtonBox(QDialogButtonBox.Close)
         close.rejected.connect(self.reject)
@@ -66,14 +83,45 @@ class ModelManager(QDialog):
 
     def fill(self, select: str | None = None):
         self.models = settings.all_models()
+        self.remote = {name + NOT_DOWNLOADED: model for name, model in remote_models().items() if name not in self.models}
         self.list.clear()
-        self.list.addItems(list(self.models))
+        self.list.addItems(list(self.models) + list(self.remote))
         items = self.list.findItems(select, Qt.MatchExactly) if select else []
         self.list.setCurrentRow(self.list.row(items[0]) if items else 0)
 
     def show_model(self, name: str):
+        self.download_button.setEnabled(name in self.remote)
         if name in self.models:
             self.info.setHtml(model_html(name, self.models[name]))
+        elif name in self.remote:
+            self.info.setHtml(remote_html(self.remote[name]))
+
+    def download(self):
+        """Fetch the selected listed model (progress in a dialog; Cancel is not offered: 15 MB)."""
+        from qgis.PyQt.QtWidgets import QApplication, QProgressDialog
+
+        item = self.list.currentItem()
+        model = self.remote.get(item.text()) if item else None
+        if model is None:
+            return
+        progress = QProgressDialog(f"Downloading {model.name} ({model.size / 1e6:.1f} MB)…", None, 0, 100, self)
+        progress.setWindowModality(Qt.WindowModal)
+        progress.show()
+
+        def step(fraction: float):
+            progress.setValue(int(100 * fraction))
+            QApplication.processEvents()
+
+        try:
+            fetch(model, step)
+        except LandcoverError as exc:
+            self.info.setHtml(f"<p style='color:#b00'>Not downloaded: {escape(str(exc))}</p>" + remote_html(model))
+            return
+        finally:
+            progress.close()
+        self.fill(model.name)
+        if self.changed:
+            self.changed()
 
     def add_path(self, path: str) -> str:
         """Validate ``path`` and add it; returns its name. Raises ``LandcoverError`` when invalid."""
@@ -99,7 +147,7 @@ class ModelManager(QDialog):
 
     def validate(self):
         name = self.list.currentItem().text() if self.list.currentItem() else None
-        if name is None:
+        if name is None or name not in self.models:
             return
         try:
             model = validate_model(self.models[name])

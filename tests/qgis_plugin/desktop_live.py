@@ -22,7 +22,7 @@ from pathlib import Path
 import qgis.utils
 from qgis.core import Qgis, QgsApplication, QgsProject, QgsRasterLayer, QgsRectangle, QgsSettings, QgsVectorLayer
 from qgis.PyQt.QtCore import QTimer
-from qgis.PyQt.QtWidgets import QDockWidget
+from qgis.PyQt.QtWidgets import QDockWidget, QToolBar
 from qgis.utils import iface
 
 PLUGIN = "landcover_plugin"
@@ -265,9 +265,10 @@ def steps():
 
 def added_items(window):
     """What the plugin adds to the desktop: its provider, raster menu, toolbar buttons and dock."""
+    toolbar = window.findChild(QToolBar, "LandcoverToolbar")
     return {"provider": QgsApplication.processingRegistry().providerById("landcover") is not None,
             "menu": [a.text() for a in iface.rasterMenu().actions() if "Landcover" in a.text()],
-            "toolbar": [a.text() for a in iface.rasterToolBar().actions() if "land cover" in a.text()],
+            "toolbar": [a.text() for a in toolbar.actions()] if toolbar else [],
             "dock": len(window.findChildren(QDockWidget, "LandcoverDock"))}
 
 

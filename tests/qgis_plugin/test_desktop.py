@@ -1,10 +1,14 @@
 """The packaged plugin in the real QGIS desktop under Xvfb: Live mode over a FLAIR zone, the UI's
 responsiveness while it runs, screenshots, and a clean unload (driven by desktop_live.py)."""
+import contextlib
+import functools
+import http.server
 import json
 import os
 import shutil
 import subprocess
 import sysconfig
+import threading
 import zipfile
 from pathlib import Path
 
@@ -71,6 +75,7 @@ def test_packaged_plugin_live_mode_in_the_desktop(package, shared, tmp_path):
     assert report["added_model"] == {"name": "extra-model", "in_dock": True, "in_diagnostics": True}
     assert report["removed_model_in_dock"] is False
     assert report["before_unload"]["provider"] and report["before_unload"]["menu"] and report["before_unload"]["dock"]
+    assert report["before_unload"]["toolbar"] == ["Classify land cover…", "Live land cover", "Models…"]  # a toolbar of its own
     assert report["unloaded"] is True
     assert report["after_unload"] == {"provider": False, "menu": [], "toolbar": [], "dock": 0}
     assert report["messages"] == []  # no warning or error logged by QGIS or the plugin
@@ -92,6 +97,20 @@ def fresh_profile(package, root: Path) -> Path:
     return root
 
 
+@contextlib.contextmanager
+def model_server(folder: Path):
+    """``make package``'s dist/models served on 127.0.0.1, as MODELS_URL would serve them: the models that
+    are not in the zip are fetched from it on first use."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    handler.log_message = lambda *a: None
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/"
+    finally:
+        httpd.shutdown()
+
+
 def run_user_path(package, work: Path, timeout=420, **case) -> tuple[dict, str]:
     """Run desktop_user_path.py in QGIS under Xvfb over a fresh profile; returns (report, QGIS' output)."""
     profiles = fresh_profile(package, work / "qgis")
@@ -100,9 +119,11 @@ def run_user_path(package, work: Path, timeout=420, **case) -> tuple[dict, str]:
     env.update(QT_QPA_PLATFORM="xcb", XDG_RUNTIME_DIR=str(work), PYTHONPATH=sysconfig.get_paths()["purelib"],
                LANDCOVER_REPORT=str(work / "report.json"), LANDCOVER_FAULTS=str(work / "faults.log"),
                LANDCOVER_SHOT=str(work / "live.png"), **{f"LANDCOVER_{k.upper()}": str(v) for k, v in case.items()})
-    proc = subprocess.run([XVFB_RUN, "-a", "-s", "-screen 0 1600x1000x24", QGIS, "--profiles-path", str(profiles),
-                           "--nologo", "--noversioncheck", "--code", str(HERE / "desktop_user_path.py")],
-                          env=env, capture_output=True, text=True, timeout=timeout, cwd=work)
+    with model_server(Path(package).parent / "models") as url:
+        env["LANDCOVER_MODELS_URL"] = url
+        proc = subprocess.run([XVFB_RUN, "-a", "-s", "-screen 0 1600x1000x24", QGIS, "--profiles-path", str(profiles),
+                               "--nologo", "--noversioncheck", "--code", str(HERE / "desktop_user_path.py")],
+                              env=env, capture_output=True, text=True, timeout=timeout, cwd=work)
     output = f"exit {proc.returncode}\n{(work / 'faults.log').read_text() if (work / 'faults.log').exists() else ''}" \
              f"\n{proc.stderr[-2000:]}"
     report = json.loads((work / "report.json").read_text()) if (work / "report.json").exists() else {}
@@ -143,9 +164,12 @@ def test_live_mode_on_the_user_path(case, package, shared, tmp_path):
         model, fraction = "flair-rgb", 0.8
     else:
         shutil.copy(shared / "scenes/RGBA.byte.tif", raster)
-        model, fraction = "dubai-rgb", 0.5
+        model, fraction = "dubai-rgb", 0.5  # not in the zip: fetched when Live starts
     report, output = run_user_path(package, tmp_path, raster=raster, model=model, fraction=fraction)
     assert_user_path(report, output)
+    if model == "dubai-rgb":
+        fetched = list((tmp_path / "qgis/profiles/default/landcover/models").rglob("dubai-rgb.onnx"))
+        assert fetched and fetched[0].read_bytes() == (REPO / "models/dubai-rgb.onnx").read_bytes()
 
 
 @pytest.mark.skipif(QGIS is None or XVFB_RUN is None, reason="qgis or xvfb-run not found: make setup")
