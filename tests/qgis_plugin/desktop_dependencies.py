@@ -55,6 +55,11 @@ def menu_action(text):
     raise RuntimeError(f"no '{text}' in Raster → Landcover")
 
 
+def screen(name):
+    """The whole screen: the main window with the dialogs over it."""
+    QApplication.primaryScreen().grabWindow(0).save(str(SHOTS / name))
+
+
 def shot(widget, name):
     widget.grab().save(str(SHOTS / name))
     report.setdefault("screenshots", []).append(name)
@@ -98,6 +103,7 @@ def steps():
     report["python"] = sys.executable
     save()
     window.showMaximized()
+    window.setGeometry(0, 0, 1600, 1000)  # no window manager under Xvfb: fill the screen
     yield 800
     from landcover_plugin.qgis_plugin import dependencies_ui
 
@@ -133,6 +139,7 @@ def steps():
                              "heading": box.findChild(QLabel, "diagnostics_heading").text() if box else None}
     if box:
         shot(box, "diagnostics_missing.png")
+        screen("diagnostics_missing_window.png")
         box.reject()
     yield 300
     # Processing: the Toolbox's check and a run
@@ -186,7 +193,7 @@ def steps():
            or not installer.running(), 300, "install: downloading")
     yield 1000
     shot(installer, "dependencies_installing.png")
-    shot(window, "dependencies_installing_window.png")
+    screen("dependencies_installing_window.png")
     yield ("wait", lambda: not installer.running(), 900, "install: done")
     seconds = time.perf_counter() - started
     status = installer.findChild(QLabel, "install_status").text()
@@ -238,6 +245,24 @@ def steps():
     iface.layerTreeView().expandAll()
     yield 2500
     shot(window, "dependencies_classified.png")
+    # the Toolbox dialog's MODEL: names to pick (the default, the others, those fetched on first use)
+    dialog = processing.createAlgorithmDialog("landcover:classify", {"INPUT": layer.id()})
+    dialog.resize(900, 640)
+    dialog.show()
+    yield 800
+    combo = dialog.findChild(QComboBox, "landcover_model")
+    report["model_widget"] = {"items": [combo.itemText(i) for i in range(combo.count())] if combo else None}
+    if combo:
+        combo.setEditText("dubai-grey")
+        report["model_widget"]["picked"] = dialog.createProcessingParameters().get("MODEL")
+        combo.setEditText("")
+        report["model_widget"]["empty"] = dialog.createProcessingParameters().get("MODEL")
+        combo.showPopup()
+        yield 500
+        screen("toolbox_model_picker.png")
+        combo.hidePopup()
+    dialog.close()
+    yield 300
     report["alive"] = True
 
 

@@ -106,3 +106,35 @@ def test_the_installer_installs_into_the_profile_and_live_and_processing_classif
     assert "CPUExecutionProvider" in report["live_status"]
     assert report["classified"]["valid"] and report["classified"]["renderer"] == "paletted"
     assert report["classified"]["classes"] == 13
+    widget = report["model_widget"]  # names to pick; the value stays a name
+    assert widget["items"][:2] == ["", "flair-rgb"] and {"dubai-rgb", "dubai-grey"} <= set(widget["items"]), widget
+    assert widget["picked"] == "dubai-grey" and widget["empty"] in ("", None)
+
+
+@pytest.mark.slow
+def test_walkthrough_from_install_from_zip_to_a_styled_layer(package, tmp_path):
+    """A brand-new profile: Install from ZIP, the toolbar's Live land cover, Install dependencies…, Live
+    on a raster, Classify land cover… → Run → the styled class layer (desktop_walkthrough.py)."""
+    reason = index_reachable()
+    if reason:
+        pytest.skip(reason)
+    raster = tmp_path / "flair_sample.tif"
+    shutil.copy(REPO / "landcover_plugin/sample/flair_sample.tif", raster)
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    env = stock_environment(tmp_path)
+    env.update(LANDCOVER_REPORT=str(tmp_path / "report.json"), LANDCOVER_SHOTS=str(shots), LANDCOVER_ZIP=str(package),
+               LANDCOVER_RASTER=str(raster))
+    proc = subprocess.run([XVFB_RUN, "-a", "-s", "-screen 0 1600x1000x24", QGIS, "--profiles-path", str(tmp_path / "qgis"),
+                           "--nologo", "--noversioncheck", "--code", str(HERE / "desktop_walkthrough.py")],
+                          env=env, capture_output=True, text=True, timeout=1800, cwd=tmp_path)
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report.get("alive"), (report.get("error"), proc.stderr[-3000:])
+    assert "landcover_plugin" not in report["plugins_at_start"]
+    steps = report["steps"]
+    assert steps[0]["loaded"] and steps[0]["toolbar"] == ["Classify land cover…", "Live land cover", "Models…"]
+    assert "onnxruntime" in steps[1]["message"]
+    assert "no restart needed" in steps[2]["status"]
+    assert "CPUExecutionProvider" in steps[3]["status"] and steps[3]["layer_valid"]
+    assert steps[4]["renderer"] == "paletted" and steps[4]["classes"] == 13
+    assert report["messages"] == []
