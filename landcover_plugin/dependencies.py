@@ -684,12 +684,14 @@ class _Quiet:
 
 def install(target: str | Path, requirements: list[str] | None = None, feedback=None, *, interp: Interpreter | None = None,
             index_url: str | None = None, extra_args: Sequence[str] = (), use_report: bool | None = None,
-            verify_modules: Sequence[str] | None = None, gpus: list[str] | None = None) -> InstallResult:
+            verify_modules: Sequence[str] | None = None, gpus: list[str] | None = None,
+            forbid: Sequence[str] = ()) -> InstallResult:
     """Install ``requirements`` (default: the required group, onnxruntime-gpu where a GPU is found)
     for this Python into ``target`` (a folder of its own, e.g. ``<profile>/landcover/python/<tag>``),
     replacing what is there only once the new set imports. ``feedback`` has progress(fraction),
     is_cancelled(), info(msg), warning(msg). Raises ``Cancelled`` or ``LandcoverError`` (one line; pip's
-    log went to ``feedback.info``); the target is then unchanged."""
+    log went to ``feedback.info``); the target is then unchanged. ``forbid``: name prefixes the resolved
+    set must not hold (``nvidia-``: PyTorch's CUDA build, gigabytes, on a machine without a GPU)."""
     feedback = feedback or _Quiet()
     started = time.perf_counter()
     target = Path(target).resolve()
@@ -704,7 +706,7 @@ def install(target: str | Path, requirements: list[str] | None = None, feedback=
     feedback.progress(0.05)
     try:
         return _install(target, requirements, feedback, interp, index_url, list(extra_args), use_report,
-                        verify_modules, started)
+                        verify_modules, started, forbid)
     except LandcoverError as exc:
         if not gpu_attempt:
             raise
@@ -717,7 +719,8 @@ def install(target: str | Path, requirements: list[str] | None = None, feedback=
 
 
 def _install(target: Path, requirements: list[str], feedback, interp: Interpreter, index_url: str | None, extra: list[str],
-             use_report: bool | None, verify_modules: Sequence[str] | None, started: float) -> InstallResult:
+             use_report: bool | None, verify_modules: Sequence[str] | None, started: float,
+             forbid: Sequence[str] = ()) -> InstallResult:
     root = target.parent
     staging = root / f".staging-{target.name}"
     shutil.rmtree(staging, ignore_errors=True)
@@ -745,6 +748,11 @@ def _install(target: Path, requirements: list[str], feedback, interp: Interprete
                 raise LandcoverError(f"{', '.join(requirements)}: already installed in QGIS' Python outside Landcover's "
                                      "folder; nothing to install")
             feedback.info("To install into Landcover's folder: " + ", ".join(pins))
+            refused = [pin for pin in pins if any(normalize(pin).startswith(prefix) for prefix in forbid)]
+            if refused:
+                raise LandcoverError(f"pip would install {', '.join(refused[:3])}{'…' if len(refused) > 3 else ''} "
+                                     "(PyTorch's CUDA build, gigabytes) on a machine without an NVIDIA GPU: the CPU "
+                                     f"index {TORCH_CPU_INDEX} was probably not reachable; nothing was installed")
             pip(["install", "--target", str(staging), "--no-deps", "--no-warn-script-location", *common, *pins],
                 (0.3, 0.85), expected=len(pins))
         else:
@@ -945,7 +953,8 @@ def main(argv: list[str] | None = None) -> int:
         extra = (["--extra-index-url", TORCH_CPU_INDEX] if args.group == "training" and sys.platform == "linux" and not gpus
                  else [])
         result = install(args.target, None if args.group == "required" else requirements_for(args.group), gpus=gpus,
-                         index_url=args.index_url, extra_args=extra)
+                         index_url=args.index_url, extra_args=extra,
+                         forbid=("nvidia-",) if args.group == "training" and not gpus else ())
     except (LandcoverError, Cancelled) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

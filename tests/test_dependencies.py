@@ -372,6 +372,17 @@ def test_the_gpu_build_falls_back_to_the_cpu_package(offline_pip, wheelhouse, tm
     assert any(line.startswith("Warning: onnxruntime-gpu did not install or import") for line in feedback.lines)
 
 
+def test_a_forbidden_resolution_installs_nothing(offline_pip, wheelhouse, tmp_path):
+    """PyTorch's CUDA build on a machine without a GPU (nvidia-* in the resolved set) is refused."""
+    make_wheel(wheelhouse, "faketorch", "2.0.0", requires=("nvidia-fake-cublas",))
+    make_wheel(wheelhouse, "nvidia-fake-cublas", "13.0.0")
+    target = tmp_path / "python" / deps.interpreter_tag()
+    with pytest.raises(LandcoverError, match="pip would install nvidia-fake-cublas==13.0.0 .*CUDA build"):
+        deps.install(target, ["faketorch"], Recorder(), interp=this_interpreter(), extra_args=install_args(wheelhouse),
+                     verify_modules=["faketorch"], forbid=("nvidia-",))
+    assert not target.exists()
+
+
 def test_activate_applies_a_pending_install_and_remove_deletes(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "path", list(sys.path))
     target = tmp_path / "python" / "cp-tag"
