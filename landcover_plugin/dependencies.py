@@ -367,7 +367,7 @@ def find_python(root: str | Path | None = None, index_url: str | None = None, lo
     else one downloaded into ``root`` from the index (SHA-256 checked). Raises ``LandcoverError``
     saying what to do when none is found."""
     candidates = candidates if candidates is not None else python_candidates(
-        sys.executable, sys.exec_prefix, sys.platform, sys.version_info, getattr(sys, "_base_executable", None))
+        sys.executable, sys.exec_prefix, sys.platform, (sys.version_info[0], sys.version_info[1]), getattr(sys, "_base_executable", None))
     best, fallback = None, None
     for candidate in candidates:
         if not os.path.isfile(candidate):
@@ -396,10 +396,10 @@ def find_python(root: str | Path | None = None, index_url: str | None = None, lo
             return interp
     if root is not None:
         log("QGIS' Python has no pip: fetching pip's wheel from the package index")
-        wheel = download_pip_wheel(Path(root) / ".bootstrap", index_url, log)
-        pip_version = _pip_version([chosen, str(wheel / "pip")])
+        fetched_wheel = download_pip_wheel(Path(root) / ".bootstrap", index_url, log)
+        pip_version = _pip_version([chosen, str(fetched_wheel / "pip")])
         if pip_version:
-            interp.pip, interp.pip_version, interp.pip_source = [chosen, str(wheel / "pip")], pip_version, str(wheel)
+            interp.pip, interp.pip_version, interp.pip_source = [chosen, str(fetched_wheel / "pip")], pip_version, str(fetched_wheel)
             return interp
     raise LandcoverError(f"QGIS' Python ({chosen}) has no pip and none could be fetched: "
                          + ("install it (Debian/Ubuntu: sudo apt install python3-pip) and try again"
@@ -410,7 +410,7 @@ def find_python(root: str | Path | None = None, index_url: str | None = None, lo
 def likely_python() -> str:
     """QGIS' interpreter for messages: the first candidate with this process' prefix, else the first
     that exists (``sys.executable`` may be a shim of another Python found on PATH)."""
-    candidates = [c for c in python_candidates(sys.executable, sys.exec_prefix, sys.platform, sys.version_info,
+    candidates = [c for c in python_candidates(sys.executable, sys.exec_prefix, sys.platform, (sys.version_info[0], sys.version_info[1]),
                                                getattr(sys, "_base_executable", None)) if os.path.isfile(c)]
     for candidate in candidates:
         info = about(candidate)
@@ -595,7 +595,7 @@ class _Pip:
         out: queue.Queue[str | None] = queue.Queue()
 
         def read():
-            for line in proc.stdout:  # type: ignore[union-attr]
+            for line in proc.stdout or ():
                 out.put(line.rstrip("\n"))
             out.put(None)
 

@@ -25,9 +25,9 @@ def bundled_models() -> dict[str, Path]:
         for path in sorted(folder.glob("*.onnx")):
             found.setdefault(path.stem, path)
     for name, model in remote_models().items():
-        path = fetched(model)
-        if path is not None:
-            found.setdefault(name, path)
+        have = fetched(model)
+        if have is not None:
+            found.setdefault(name, have)
     return found
 
 

@@ -133,13 +133,13 @@ def fetch(model: RemoteModel, progress: Callable[[float], None] | None = None,
     return target
 
 
-def write_manifest(files: list[Path], base_url: str, output: Path) -> dict:
+def write_manifest(files: list[Path], base_url: str, output: Path) -> dict[str, object]:
     """The manifest for ``make package``: name, file, size and SHA-256 of each ONNX file, the base URL."""
     models = []
     for path in sorted(files):
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         models.append({"name": path.stem, "file": path.name, "size": path.stat().st_size, "sha256": digest})
-    data = {"base_url": base_url, "models": models}
+    data: dict[str, object] = {"base_url": base_url, "models": models}
     output.write_text(json.dumps(data, indent=1) + "\n")
     return data
 
@@ -148,8 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m landcover_plugin.model.remote OUTPUT.json BASE_URL MODEL.onnx…`` (used by make package)."""
     args = argv if argv is not None else sys.argv[1:]
     output, base_url, files = Path(args[0]), args[1], [Path(a) for a in args[2:]]
-    data = write_manifest(files, base_url, output)
-    for m in data["models"]:
+    write_manifest(files, base_url, output)
+    for m in json.loads(output.read_text())["models"]:
         print(f"{m['sha256']}  {m['file']}")
     return 0
 

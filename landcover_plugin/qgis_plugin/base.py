@@ -3,6 +3,7 @@ contract (a ``Feedback`` that forwards to QGIS, one way to report errors and can
 parameters' parsing, and styling of outputs that QGIS loads when the algorithm finishes."""
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any, Callable
 
@@ -104,7 +105,8 @@ class LandcoverAlgorithm(QgsProcessingAlgorithm):
         from . import dependencies_ui
 
         report = dependencies_ui.report()
-        if report.ready and all(report.get(name) is None or report.get(name).problem is None for name in self.REQUIRES):
+        found = [report.get(name) for name in self.REQUIRES]
+        if report.ready and all(f is None or f.problem is None for f in found):
             return None
         return dependencies_ui.missing_text(report)
 
@@ -129,7 +131,7 @@ class LandcoverAlgorithm(QgsProcessingAlgorithm):
         for name in self.MODEL_PARAMETERS:
             value = self.parameterAsString(parameters, name, context).strip() if name in parameters else ""
             if value:
-                self.run_engine(feedback, lambda fb, value=value: fetch_listed_model(value, fb))
+                self.run_engine(feedback, functools.partial(fetch_listed_model, value))
 
     def prepareAlgorithm(self, parameters, context, feedback):  # noqa: N802
         self.check_ready(parameters, context, feedback)
