@@ -50,6 +50,22 @@ class LegendStyler(QgsProcessingLayerPostProcessorInterface):
         layer.triggerRepaint()
 
 
+def missing_package_message(exc: ImportError) -> str | None:
+    """The one-line message for an import of a package Landcover uses that QGIS' Python lacks (None for
+    any other import error)."""
+    from .. import dependencies as deps
+    from . import dependencies_ui
+
+    name = (exc.name or "").split(".")[0]
+    package = next((p for p in deps.PACKAGES if p.module.split(".")[0] == name), None)
+    if package is None:
+        return None
+    if package.group in ("required", "host"):
+        return dependencies_ui.missing_text(dependencies_ui.report(refresh=True))
+    return (f"this needs the Python package '{package.dist}' ({package.purpose}) in QGIS' Python: install the "
+            f"{package.group} extras with QGIS' Python: {dependencies_ui.extras_command(package.group)}, then restart QGIS")
+
+
 def fetch_listed_model(value: str, feedback: Feedback) -> None:
     """Fetch ``value`` when it names a model the package lists but does not hold (``model.remote``)."""
     from ..model.registry import bundled_models
@@ -172,8 +188,9 @@ class LandcoverAlgorithm(QgsProcessingAlgorithm):
     @staticmethod
     def run_engine(feedback: QgsProcessingFeedback, work: Callable[[Feedback], Any]) -> Any:
         """Run ``work(engine_feedback)``: a ``LandcoverError`` becomes a ``QgsProcessingException`` (one
-        line in the log, the algorithm fails); a cancel returns ``None`` after saying that nothing was
-        written (every algorithm then returns no outputs)."""
+        line in the log, the algorithm fails); so does a Python package the work needs and QGIS' Python
+        lacks (the missing-dependency message, never a traceback); a cancel returns ``None`` after
+        saying that nothing was written (every algorithm then returns no outputs)."""
         try:
             return work(ProcessingFeedback(feedback))
         except Cancelled:
@@ -181,6 +198,11 @@ class LandcoverAlgorithm(QgsProcessingAlgorithm):
             return None
         except LandcoverError as exc:
             raise QgsProcessingException(str(exc)) from None
+        except ImportError as exc:
+            message = missing_package_message(exc)
+            if message is None:
+                raise
+            raise QgsProcessingException(message) from None
 
     def style_on_load(self, context, output: str, qml: str, name: str | None = None) -> None:
         """Style ``output`` with ``qml`` (and rename it) if QGIS is to load it on completion."""

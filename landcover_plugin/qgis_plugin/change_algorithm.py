@@ -15,6 +15,7 @@ from qgis.core import (
 )
 
 from .base import DEVICES, LandcoverAlgorithm
+from .model_widget import model_parameter
 
 NUMBERS = (("CHANGED_PERCENT", "Changed, % of the common area"),
            ("UNCERTAIN_PERCENT", "Left out as uncertain, % of the common area"),
@@ -32,6 +33,7 @@ class ChangeAlgorithm(LandcoverAlgorithm):
         "CONFIDENCE_AFTER", "TO_CLASS_BAND", "DEVICE", "OUTPUT", "TRANSITIONS", "REPORT")
 
     NAME = "change"
+    MODEL_PARAMETERS = ("MODEL", "AFTER_MODEL")  # images need onnxruntime; class rasters do not (see run_engine)
     DISPLAY_NAME = "Land-cover change between two dates"
     GROUP = "Change"
     GROUP_ID = "change"
@@ -59,10 +61,8 @@ class ChangeAlgorithm(LandcoverAlgorithm):
 
         self.addParameter(QgsProcessingParameterRasterLayer(self.BEFORE, "Before (class raster or image)"))
         self.addParameter(QgsProcessingParameterRasterLayer(self.AFTER, "After (class raster or image)"))
-        self.addParameter(QgsProcessingParameterString(self.MODEL, "Model for images (name or ONNX path; empty = flair-rgb)",
-                                                       optional=True))
-        self.addParameter(QgsProcessingParameterString(self.AFTER_MODEL, "Model for an After image (empty = the same)",
-                                                       optional=True))
+        self.addParameter(model_parameter(self.MODEL, "Model for images (name or ONNX path; empty = flair-rgb)"))
+        self.addParameter(model_parameter(self.AFTER_MODEL, "Model for an After image (empty = the same)", "the same as Model"))
         self.addParameter(QgsProcessingParameterString(self.MAP_BEFORE, "Map before's classes (e.g. deciduous=woodland)",
                                                        optional=True))
         self.addParameter(QgsProcessingParameterString(self.MAP_AFTER, "Map after's classes", optional=True))
@@ -97,8 +97,8 @@ class ChangeAlgorithm(LandcoverAlgorithm):
         transitions = self.parameterAsFileOutput(parameters, self.TRANSITIONS, context) or None
         report = self.parameterAsFileOutput(parameters, self.REPORT, context) or None
         params = ChangeParams(
-            before, after, output, self.parameterAsString(parameters, self.MODEL, context) or None,
-            self.parameterAsString(parameters, self.AFTER_MODEL, context) or None,
+            before, after, output, self.model_value(parameters, self.MODEL, context),
+            self.model_value(parameters, self.AFTER_MODEL, context),
             self.parameterAsString(parameters, self.MAP_BEFORE, context) or None,
             self.parameterAsString(parameters, self.MAP_AFTER, context) or None,
             self.parameterAsDouble(parameters, self.MIN_CONFIDENCE, context),

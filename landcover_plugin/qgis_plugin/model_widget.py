@@ -25,11 +25,11 @@ def model_names() -> list[str]:
     return sorted(names, key=lambda n: (n != DEFAULT_MODEL, n.endswith(" (added)"), n))
 
 
-def model_parameter(name: str, description: str) -> QgsProcessingParameterString:
-    """An optional string parameter with the model widget in QGIS' dialogs."""
+def model_parameter(name: str, description: str, placeholder: str = "flair-rgb (default)") -> QgsProcessingParameterString:
+    """An optional string parameter with the model widget in QGIS' dialogs (``placeholder``: what empty means)."""
     param = QgsProcessingParameterString(name, description, optional=True)
     if WidgetWrapper is not None:
-        param.setMetadata({"widget_wrapper": {"class": f"{__name__}.ModelWidgetWrapper"}})
+        param.setMetadata({"widget_wrapper": {"class": f"{__name__}.ModelWidgetWrapper", "placeholder": placeholder}})
     return param
 
 
@@ -39,7 +39,7 @@ if WidgetWrapper is not None:
         """Editable combo box of model names (typing a name or a path works) and a "…" button for an
         ONNX file."""
 
-        def createWidget(self):  # noqa: N802 (QGIS' name)
+        def createWidget(self, placeholder: str = "flair-rgb (default)"):  # noqa: N802 (QGIS' name)
             widget = QWidget()
             widget.setObjectName("landcover_model_widget")
             self.combo = QComboBox()
@@ -47,7 +47,7 @@ if WidgetWrapper is not None:
             self.combo.setEditable(True)
             self.combo.addItem("")  # empty = the default model
             self.combo.addItems(model_names())
-            self.combo.lineEdit().setPlaceholderText("flair-rgb (default)")
+            self.combo.lineEdit().setPlaceholderText(placeholder)
             self.combo.setToolTip("A bundled or added model's name (see Raster → Landcover → Models…), or an ONNX file")
             self.combo.currentTextChanged.connect(lambda _: self.widgetValueHasChanged.emit(self))
             layout = QHBoxLayout(widget)

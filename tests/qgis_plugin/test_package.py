@@ -72,3 +72,9 @@ def test_without_onnxruntime_qgis_process_says_what_to_do_in_one_line(package, t
     assert "ERROR:\tLandcover needs onnxruntime in QGIS' Python (onnxruntime: not installed)" in out, out
     assert f'/landcover_plugin/dependencies.py" install --target "{tmp_path}/profile/profiles/default/landcover/python/' in out
     assert "Traceback" not in out and "ModuleNotFoundError" not in out, out
+    # landcover:change classifies images on the way (onnxruntime imported deep in the engine): same message
+    proc = subprocess.run([QGIS_PROCESS, "run", "landcover:change", "--", f"BEFORE={scene}", f"AFTER={scene}",
+                           f"OUTPUT={tmp_path / 'change.tif'}"], env=env, capture_output=True, text=True, cwd=tmp_path)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "Landcover needs onnxruntime in QGIS' Python" in out, out
+    assert "Traceback" not in out and "ModuleNotFoundError" not in out, out
