@@ -26,16 +26,38 @@ _COLORS = {gdal.GCI_RedBand: "red", gdal.GCI_GreenBand: "green", gdal.GCI_BlueBa
            gdal.GCI_AlphaBand: "alpha", gdal.GCI_GrayIndex: "gray", gdal.GCI_PaletteIndex: "palette"}
 
 
+_recorders = threading.local()
+
+
+class _FirstFailure:
+    """A GDAL error handler that prints nothing and keeps the first failure's message: the cause (e.g.
+    "No space left on device"), where GDAL's last message is often a consequence."""
+
+    def __init__(self) -> None:
+        self.message: str | None = None
+
+    def __call__(self, err_class: int, err_no: int, message: str) -> None:
+        if err_class >= gdal.CE_Failure and self.message is None:
+            self.message = message
+
+
 @contextmanager
 def gdal_errors() -> Iterator[None]:
     """GDAL messages are kept quiet (no "ERROR 1:" lines on stderr); callers check results and report
-    ``gdal.GetLastErrorMsg()`` themselves. The handler stack and the last error are per thread."""
-    gdal.PushErrorHandler("CPLQuietErrorHandler")
+    ``last_error()`` themselves (the first failure inside the block). The handler stack and the last
+    error are per thread."""
+    recorder = _FirstFailure()
+    stack = getattr(_recorders, "stack", None)
+    if stack is None:
+        stack = _recorders.stack = []
+    stack.append(recorder)
+    gdal.PushErrorHandler(recorder)
     gdal.ErrorReset()
     try:
         yield
     finally:
         gdal.PopErrorHandler()
+        stack.pop()
 
 
 GDAL_CACHE_MB = 128  # GDAL's block cache defaults to 5 % of RAM and fills as a large raster is read; the engine streams
@@ -54,7 +76,11 @@ def gdal_cache(megabytes: int = GDAL_CACHE_MB) -> Iterator[None]:
 
 
 def last_error(default: str = "no reason given") -> str:
-    return (gdal.GetLastErrorMsg() or default).strip().splitlines()[0][:300]
+    """GDAL's reason for the failure at hand, one line: the first failure inside the innermost
+    ``gdal_errors()`` block of this thread, else GDAL's last message."""
+    stack = getattr(_recorders, "stack", None)
+    first = stack[-1].message if stack else None
+    return ((first or gdal.GetLastErrorMsg() or default).strip().splitlines() or [default])[0][:300]
 
 
 def open_raster(path: str | Path, what: str = "input", update: bool = False) -> gdal.Dataset:
@@ -66,7 +92,10 @@ def open_raster(path: str | Path, what: str = "input", update: bool = False) -> 
         raise LandcoverError(f"{what} raster not found: {path}")
     flags = gdal.OF_RASTER | (gdal.OF_UPDATE if update else gdal.OF_READONLY)
     with gdal_errors():
-        ds = gdal.OpenEx(str(path), flags)
+        try:
+            ds = gdal.OpenEx(str(path), flags)
+        except RuntimeError:  # GDAL's exceptions switched on by some other code in this process (QGIS plugins)
+            ds = None
         if ds is None or ds.RasterCount == 0:
             raise LandcoverError(f"{what} {path} is not a raster GDAL can read ({last_error('no raster band')}): "
                                  "give a GeoTIFF, VRT, JPEG, PNG or other GDAL raster")
@@ -95,13 +124,18 @@ def read_window(ds: gdal.Dataset | gdal.Band, bands: tuple[int, ...], w: PixelWi
     ``w``. Raises ``LandcoverError`` naming the file, the window and what GDAL said when the read fails
     (a damaged tile, a truncated file, a moved source)."""
     with gdal_errors():
-        if isinstance(ds, gdal.Band):
-            data = ds.ReadAsArray(w.col, w.row, w.width, w.height)
+        try:
+            if isinstance(ds, gdal.Band):
+                data = ds.ReadAsArray(w.col, w.row, w.width, w.height)
+            else:
+                data = ds.ReadAsArray(w.col, w.row, w.width, w.height, band_list=list(bands))
+        except RuntimeError as exc:  # GDAL's exceptions switched on elsewhere in the process
+            data, reason = None, str(exc).strip().splitlines()[0][:300] if str(exc).strip() else None
         else:
-            data = ds.ReadAsArray(w.col, w.row, w.width, w.height, band_list=list(bands))
+            reason = None
         if data is None:
             raise LandcoverError(f"cannot read window {w.width}×{w.height} px at column {w.col}, row {w.row} of {name} "
-                                 f"({last_error()}): the file is damaged or a file it refers to is missing; repair or "
+                                 f"({reason or last_error()}): the file is damaged or a file it refers to is missing; repair or "
                                  "re-create it (gdal_translate), or pass --on-read-error nodata to leave a hole there")
     return data[None] if data.ndim == 2 else data
 
