@@ -25,7 +25,7 @@ from ..errors import LandcoverError
 from ..feedback import Feedback, RecordingFeedback
 from ..model.adapter import OnnxModel
 from ..model.registry import resolve_model
-from ..outputs import AtomicOutputs, check_free_space, check_output_path
+from ..outputs import AtomicOutputs, check_free_space, check_output_path, remove_stale, sidecars
 from .blend import RowAccumulator, finalize, tile_weights
 from .grid import Grid
 from .reader import open_source
@@ -360,12 +360,15 @@ def prepare(params: ClassifyParams, suffixes: tuple[str, ...] = (".tif", ".tiff"
     if input_path is not None and not input_path.exists():
         raise LandcoverError(f"input raster not found: {input_path}")
     inputs = (input_path,) if input_path else ()
-    output = check_output_path(params.output, "output", suffixes, inputs)
-    conf_path = check_output_path(params.confidence, "confidence output", (".tif", ".tiff"), inputs) if params.confidence else None
+    output = check_output_path(params.output, "output", suffixes, inputs, sidecars(params.output))
+    conf_path = (check_output_path(params.confidence, "confidence output", (".tif", ".tiff"), inputs,
+                                   sidecars(params.confidence, style=False)) if params.confidence else None)
     areas = check_output_path(params.areas, "class-area CSV", (".csv",), inputs) if params.areas else None
     written = [p for p in (output, conf_path, areas) if p is not None]
     if len({p.resolve() for p in written}) < len(written):
         raise LandcoverError("the class output, confidence output and class-area CSV must be different files")
+    for folder in {p.resolve().parent for p in written}:
+        remove_stale(folder)  # temporaries of killed runs (kill -9, power loss) in the folders written to
     model = OnnxModel(resolve_model(params.model), params.device, params.threads, params.model_output)
     meta = model.meta
     tiling = Tiling(params.tile_size_px or meta.tile_size_px, meta.overlap_px if params.overlap_px is None else params.overlap_px,
@@ -376,17 +379,54 @@ def prepare(params: ClassifyParams, suffixes: tuple[str, ...] = (".tif", ".tiff"
     if tiling.overlap_px < 2 * tiling.padding_px:
         raise LandcoverError(f"overlap {tiling.overlap_px} px must be at least twice the model's padding "
                              f"({tiling.padding_px} px): raise --overlap")
+    fixed = model.fixed_size[0]
+    if fixed is not None and tiling.tile_size_px > fixed:
+        raise LandcoverError(f"tile size {tiling.tile_size_px} px is larger than the network's fixed input of {fixed} px: "
+                             f"use --tile-size {fixed} (or less)")
     if isinstance(params.input, RasterSource):
         native, owns = params.input, False
     else:
         native, owns = open_source(input_path, model.num_bands, meta.input_bands, params.bands), True
     try:
         plan = plan_grids(native, model, gsd, output_resolution)
+        check_tile_memory(tiling, plan.work, model, params.batch_size, params.tta)
     except BaseException:
         if owns:
             native.close()
         raise
     return Run(params, model, tiling, native, plan, output, conf_path, areas, owns)
+
+
+def tile_memory(tiling: Tiling, work: RasterSource, model: OnnxModel, batch_size: int, tta: bool = False) -> int:
+    """Bytes a batch needs outside the network itself: raw and normalised tiles, probabilities (and
+    their TTA sum), and the blending buffers of the narrowest strip (two windows wide). Windows are
+    clipped to the raster, so a tile larger than the raster costs only the raster."""
+    h, w = min(tiling.tile_size_px, work.height), min(tiling.tile_size_px, work.width)
+    ph, pw = model.padded_size(h, w)
+    k, c = model.meta.num_classes, (model.num_bands or 1) * model.meta.band_repeat
+    per_tile = 4 * ph * pw * (2 * c + (3 if tta else 2) * max(k, 2))
+    blending = 4 * (k + 1) * h * min(2 * w, work.width)
+    return batch_size * per_tile + blending
+
+
+def check_tile_memory(tiling: Tiling, work: RasterSource, model: OnnxModel, batch_size: int, tta: bool = False) -> None:
+    """Raise ``LandcoverError`` when a batch of tiles could not fit in half of this machine's memory."""
+    need = tile_memory(tiling, work, model, batch_size, tta)
+    total = physical_memory()
+    if total and need > total // 2:
+        raise LandcoverError(f"tile size {tiling.tile_size_px} px with batches of {batch_size} needs about {need / 2 ** 30:.1f} GiB "
+                             f"of memory before the network's own, more than half of this machine's {total / 2 ** 30:.1f} GiB: "
+                             "lower --tile-size or --batch-size")
+
+
+def physical_memory() -> int | None:
+    """The machine's RAM in bytes (``None`` when the OS does not say)."""
+    import os
+
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return None
 
 
 def output_grid(params: ClassifyParams, suffixes: tuple[str, ...] = (".tif", ".tiff")) -> Grid:
@@ -451,6 +491,9 @@ def classify(params: ClassifyParams, feedback: Feedback | None = None) -> Classi
                 if stats.read_errors:
                     fb.warning(f"{len(stats.read_errors)} window(s) could not be read and are nodata; first: "
                                f"{stats.read_errors[0]}")
+                if not counts[:NODATA].any():
+                    fb.warning("no valid pixel: the input is nodata (or alpha 0) everywhere it was read, so the whole "
+                               "output is nodata; check the input's nodata value and mask")
                 writer.close(small_segment_px=meta.small_segment_px,
                              extra_tags={"LANDCOVER_WARNINGS": " | ".join(fb.warnings)} if fb.warnings else None)
             class_pixels = {n: int(counts[v]) for v, n in zip(meta.class_values, meta.class_names)}
