@@ -113,7 +113,12 @@ def _classify(args) -> int:
                             output_resolution=args.output_resolution, on_read_error=args.on_read_error, areas=args.areas,
                             model_output=args.model_output)
     if args.scheduler:
+        import logging
+
         from .scale_out import classify_dask
+
+        # Stopped mid-run, Dask's client leaves asyncio tasks whose exceptions asyncio would print as tracebacks.
+        logging.getLogger("asyncio").setLevel(logging.CRITICAL)
 
         feedback = _PrintFeedback(args.quiet)
         classify_dask(params, args.scheduler, args.part_rows, feedback)
@@ -367,13 +372,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_stopped: list[int] = []  # the stop signals received
+
+
 def _terminate(signum, frame):  # SIGTERM (timeout, schedulers, systemd) and SIGHUP stop a run like Ctrl-C
+    _stopped.append(signum)
     raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
     from .engine.reader import gdal_cache
-    from .outputs import os_error_text
 
     args = build_parser().parse_args(argv)
     stops = (signal.SIGTERM, signal.SIGHUP) if hasattr(signal, "SIGHUP") else (signal.SIGTERM,)
@@ -382,6 +390,8 @@ def main(argv: list[str] | None = None) -> int:
         with gdal_cache():
             return args.func(args)
     except LandcoverError as exc:
+        if _stopped:
+            return _failed(exc)
         print(f"landcover: error: {_one_line(str(exc))}", file=sys.stderr)
         return 2
     except (KeyboardInterrupt, Cancelled):
@@ -390,22 +400,32 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `landcover models | head`: the reader has gone, stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except MemoryError:
-        print("landcover: error: out of memory: lower --batch-size or --tile-size, close other programs, or use a "
-              "machine with more memory", file=sys.stderr)
-        return 2
-    except OSError as exc:  # a file error the engine did not name (it names its own): still one line
-        print(f"landcover: error: {os_error_text(exc)}", file=sys.stderr)
-        return 2
-    except Exception as exc:  # a bug: one line, and the traceback on request
-        if os.environ.get("LANDCOVER_DEBUG"):
-            raise
-        print(f"landcover: internal error: {type(exc).__name__}: {_one_line(str(exc))} — please report it with the "
-              "command line (LANDCOVER_DEBUG=1 shows the traceback)", file=sys.stderr)
-        return 1
+    except Exception as exc:
+        return _failed(exc)
     finally:
         for stop, handler in previous.items():
             signal.signal(stop, handler)
+
+
+def _failed(exc: Exception) -> int:
+    """One line for an error no engine layer named: out of memory, a file error, or a bug."""
+    if _stopped:  # a stop signal arrived inside an import or a library, which turned it into another error
+        print("landcover: interrupted; nothing was written", file=sys.stderr)
+        return 130
+    from .outputs import os_error_text
+
+    if isinstance(exc, MemoryError):
+        print("landcover: error: out of memory: lower --batch-size or --tile-size, close other programs, or use a "
+              "machine with more memory", file=sys.stderr)
+        return 2
+    if isinstance(exc, OSError):  # a file error the engine did not name (it names its own): still one line
+        print(f"landcover: error: {os_error_text(exc)}", file=sys.stderr)
+        return 2
+    if os.environ.get("LANDCOVER_DEBUG"):  # a bug: one line, and the traceback on request
+        raise exc
+    print(f"landcover: internal error: {type(exc).__name__}: {_one_line(str(exc))} — please report it with the "
+          "command line (LANDCOVER_DEBUG=1 shows the traceback)", file=sys.stderr)
+    return 1
 
 
 def _one_line(text: str) -> str:
