@@ -52,10 +52,12 @@ package: setup
 	cd build/package && zip -qr9 ../../dist/landcover_plugin.zip landcover_plugin
 	@echo "Wrote dist/landcover_plugin.zip ($$(du -h dist/landcover_plugin.zip | cut -f1))"
 
-# Speed and memory: model-only vs end-to-end MP/s, ratio, per-tile baseline, peak RSS (21 MP and 84 MP).
+# Speed and memory: model-only vs end-to-end MP/s, ratio, per-tile baseline, peak RSS (21 MP and 84 MP);
+# then peak RSS on a 100,000 × 1,024 and a 1,024 × 100,000 px raster (fails if either reaches 1 GB).
 bench: setup
 	mkdir -p out
 	$(PY) bench/classify_speed.py --json out/bench.json
+	$(PY) bench/memory_width.py --json out/memory_width.json
 
 # Reproduces models/flair-rgb.onnx (fixed seed, CPU); see models/flair-rgb.md.
 train-flair: setup
