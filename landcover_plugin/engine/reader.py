@@ -122,11 +122,23 @@ def image_bands(ds: gdal.Dataset) -> tuple[int, ...]:
     return tuple(i + 1 for i, c in enumerate(color_names(ds)) if c != "alpha") or (1,)
 
 
+@contextmanager
+def _strict_decoding() -> Iterator[None]:
+    """In this thread, make libjpeg's warnings errors: a truncated or damaged JPEG otherwise decodes "successfully"
+    with grey where the data is missing, a silently wrong map."""
+    before = gdal.GetThreadLocalConfigOption("GDAL_ERROR_ON_LIBJPEG_WARNING", None)
+    gdal.SetThreadLocalConfigOption("GDAL_ERROR_ON_LIBJPEG_WARNING", "TRUE")
+    try:
+        yield
+    finally:
+        gdal.SetThreadLocalConfigOption("GDAL_ERROR_ON_LIBJPEG_WARNING", before)
+
+
 def read_window(ds: gdal.Dataset | gdal.Band, bands: tuple[int, ...], w: PixelWindow, name: str) -> np.ndarray:
     """Values ``(C, h, w)`` of ``bands`` of a dataset (or of a single band: ``bands`` ignored) in window
     ``w``. Raises ``LandcoverError`` naming the file, the window and what GDAL said when the read fails
     (a damaged tile, a truncated file, a moved source)."""
-    with gdal_errors():
+    with gdal_errors(), _strict_decoding():
         try:
             if isinstance(ds, gdal.Band):
                 data = ds.ReadAsArray(w.col, w.row, w.width, w.height)
@@ -226,6 +238,11 @@ def open_source(path: str | Path, needed: int, names: tuple[str, ...] | None,
     path = Path(path)
     ds = open_raster(path)
     chosen, note, luma = choose_bands(color_names(ds), needed, names, bands)
+    for b in chosen:
+        kind = gdal.GetDataTypeName(ds.GetRasterBand(b).DataType)
+        if gdal.DataTypeIsComplex(ds.GetRasterBand(b).DataType):
+            raise LandcoverError(f"band {b} of {path} holds complex numbers ({kind}): Landcover classifies real-valued "
+                                 "bands; convert them first (e.g. the amplitude: gdal_calc.py --calc 'abs(A)')")
     return GdalSource(ds, str(path), chosen, note, luma, key=(str(path.resolve()), chosen))
 
 
