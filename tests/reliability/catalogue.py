@@ -48,7 +48,7 @@ class Case:
     removed: tuple[str, ...] = ()  # inputs the run must delete (stale temporaries of killed runs)
     check: Callable[[Path], None] | None = None
     qgis: tuple[str, ...] | None = None  # qgis_process run ALGORITHM -- PARAMS ({d}: the case folder)
-    tmpfs: tuple[str, str] | None = None  # (folder, size): a tmpfs mounted there for the run (root only)
+    tmpfs: tuple[str, str] | None = None  # (folder, mount options): a tmpfs mounted there for the run (root only)
     fsize: int | None = None  # RLIMIT_FSIZE of the run, bytes
     slow: bool = False
     env: dict = field(default_factory=dict)
@@ -212,6 +212,23 @@ def payload_not_run(folder: Path) -> None:
     assert not (folder / "PWNED").exists(), "the pickle payload ran"
 
 
+def complex_scene(folder: Path) -> None:
+    ds = gdal.GetDriverByName("GTiff").Create(str(folder / "in.tif"), 50, 40, 3, gdal.GDT_CInt16)
+    for b in range(3):
+        ds.GetRasterBand(b + 1).WriteArray(np.full((40, 50), 10 * b, np.int16))
+    ds = None
+
+
+def truncated_jpeg(folder: Path) -> None:
+    """A JPEG cut in half: libjpeg would decode the missing half as grey, with only a warning."""
+    src = f.write_tif(folder / "src.tif", f.scene_data(600, 600))
+    gdal.Translate(str(folder / "full.jpg"), str(src), format="JPEG")
+    data = (folder / "full.jpg").read_bytes()
+    (folder / "in.jpg").write_bytes(data[: len(data) // 2])
+    for name in ("src.tif", "full.jpg", "full.jpg.aux.xml"):
+        (folder / name).unlink(missing_ok=True)
+
+
 def json_config(content: str) -> Callable[[Path], None]:
     def make(folder: Path) -> None:
         f.train_config(folder)
@@ -255,6 +272,8 @@ CASES: list[Case] = [
     Case("in-range-no-warning", "wrong-map", plain, CLASSIFY, exit=0, outputs=STYLED, check=classes_are(dominant_classes)),
     Case("infinite-input-pixels-are-nodata", "wrong-map", both(inf_scene, dominant), CLASSIFY, exit=0,
          outputs=STYLED, check=nodata_where_inf),
+    Case("complex-input", "wrong-map", both(complex_scene, dominant), CLASSIFY,
+         message=r"band 1 of in\.tif holds complex numbers \(CInt16\): Landcover classifies real-valued bands"),
     Case("all-nodata-input", "wrong-map", both(write("in.tif", np.zeros((3, 40, 50), np.uint8), nodata=0), dominant),
          CLASSIFY, exit=0, message=r"no valid pixel", outputs=STYLED, check=all_nodata),
 
@@ -270,6 +289,9 @@ CASES: list[Case] = [
          message=ERR_READ.format(ext="tif"), slow=True),
     Case("truncated-file", "read-error", both(f.truncated_scene, dominant), CLASSIFY,
          message=r"(cannot read window .* of .*in\.tif|in\.tif is not a raster GDAL can read)"),
+    Case("truncated-jpeg", "read-error", both(truncated_jpeg, dominant),
+         ("classify", "in.jpg", "out.tif", "--model", "m.onnx", "-q", "--gsd", "off"),
+         message=r"cannot read window .* of in\.jpg \(libjpeg: Premature end of JPEG file\)"),
     Case("vrt-source-moved", "read-error", both(f.moved_source_vrt, dominant),
          ("classify", "in.vrt", "out.tif", "--model", "m.onnx", "-q"),
          message=r"cannot read window .* of .*in\.vrt \(.*src\.tif.*\)",
@@ -306,6 +328,8 @@ CASES: list[Case] = [
          message=r"m\.onnx: the network fails on a batch"),
     Case("tile-larger-than-fixed-input", "contract", both(f.scene, f.fixed_size_model), (*CLASSIFY, "--tile-size", "96"),
          message=r"tile size 96 px is larger than the network's fixed input of 64 px: use --tile-size 64"),
+    Case("metadata-value-range-nan", "contract", both(f.scene, lambda d: f.dominant_model(d, props={"value_range": "[0, NaN]"})),
+         CLASSIFY, message=r"m\.onnx: model metadata key 'value_range' must be a JSON list of finite numbers"),
     Case("model-empty-file", "contract", both(f.scene, text("m.onnx", b"")), CLASSIFY, message=r"not a valid ONNX model"),
     Case("model-text-file", "contract", both(f.scene, text("m.onnx", "hello\n")), CLASSIFY, message=r"not a valid ONNX model"),
     Case("model-is-a-folder", "contract", both(f.scene, mkdir("m.onnx")), CLASSIFY,
@@ -429,6 +453,9 @@ CASES: list[Case] = [
          message=r"the input has 1 image band\(s\) but the model needs 3"),
     Case("gsd-far-coarser", "arguments", both(write("in.tif", f.scene_data(), res=30.0), dominant), CLASSIFY,
          message=r"--gsd off"),
+    Case("output-folder-read-only", "arguments", both(plain, mkdir_empty("ro")),
+         ("classify", "in.tif", "ro/out.tif", "--model", "m.onnx", "-q"),
+         message=r"output folder .*ro is not writable: choose another output path", tmpfs=("ro", "size=1m,ro")),
     Case("evaluate-json-into-missing-folder", "arguments", plain, ("evaluate", "in.tif", "in.tif", "--json", "no/r.json"),
          message=r"JSON output folder .*no does not exist"),
     Case("vectorize-sieve-negative", "arguments", plain, ("vectorize", "in.tif", "p.gpkg", "--sieve", "-3"),
@@ -454,10 +481,10 @@ CASES: list[Case] = [
     # ---------------------------------------------------------------- 7. disk full
     Case("disk-full-while-writing", "disk-full", both(write("in.tif", f.scene_data(600, 600)), dominant, mkdir_empty("full")),
          ("classify", "in.tif", "full/out.tif", "--model", "m.onnx", "-q", "--confidence", "full/conf.tif"),
-         message=r"writing the .* failed \(.*No space left on device.*\): the disk may be full", tmpfs=("full", "960k")),
+         message=r"writing the .* failed \(.*No space left on device.*\): the disk may be full", tmpfs=("full", "size=960k")),
     Case("disk-too-small-before-start", "disk-full", both(f.scene, dominant, mkdir_empty("full")),
          ("classify", "in.tif", "full/out.tif", "--model", "m.onnx", "-q", "--confidence", "full/conf.tif"),
-         message=r"full has \d+(\.\d+)? kB free but out\.tif, conf\.tif need about 57\.4 kB: free some space", tmpfs=("full", "16k")),
+         message=r"full has \d+(\.\d+)? kB free but out\.tif, conf\.tif need about 57\.4 kB: free some space", tmpfs=("full", "size=16k")),
     Case("file-size-limit", "disk-full", plain, (*CLASSIFY, "--confidence", "conf.tif"),
          message=r"writing the .* failed \(.*(File too large|Write error).*\)", fsize=20_000),
 ]

@@ -36,11 +36,11 @@ def mount_tmpfs(case: Case, folder: Path):
     """Mount the case's tmpfs (root only); returns the mount point or skips the test."""
     if case.tmpfs is None:
         return None
-    name, size = case.tmpfs
+    name, options = case.tmpfs
     point = folder / name
     if os.geteuid() != 0 or shutil.which("mount") is None:
         pytest.skip("a full disk is simulated with a small tmpfs, which needs root (mount -t tmpfs)")
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(point)], capture_output=True, text=True)
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(point)], capture_output=True, text=True)
     if proc.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here ({proc.stderr.strip()}): the disk-full case needs it")
     return point
