@@ -53,7 +53,8 @@ def _alive(pid: int, written: float | None = None) -> bool:
     if written is None:
         return True
     started = _started(pid)
-    return started is None or started <= written + 2.0  # a younger process merely reuses the PID
+    # A process that started after the file was last written merely reuses the PID (a minute's tolerance: clock steps).
+    return started is None or started <= written + 60.0
 
 
 def remove_stale(folder: Path) -> list[Path]:
