@@ -48,7 +48,7 @@ def read(path: Path) -> np.ndarray:
 def big(tmp_path):
     """A raster that takes several seconds with a 5×5-kernel model at 64 px tiles, and its expected classes
     (the model's class is the locally brightest band; compared away from class borders)."""
-    data = dominant_image(1500, 1500)
+    data = dominant_image(1500, 2400)
     return make_raster(tmp_path / "in.tif", data), make_model(tmp_path / "m.onnx", kernel=5), data
 
 
@@ -96,7 +96,7 @@ def test_kill_9_leaves_a_temporary_that_the_next_run_removes(tmp_path, big):
     before = sorted(p.name for p in tmp_path.iterdir())
     proc = start(["in.tif", "out.tif", "--model", "m.onnx", "--confidence", "conf.tif", "-q", "--batch-size", "1"], tmp_path)
     wait_for(lambda: len(ours(tmp_path)) >= 2, proc)  # both rasters are being written
-    time.sleep(1.0)
+    time.sleep(0.3)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     left = ours(tmp_path)
@@ -119,7 +119,7 @@ def test_sigterm_stops_like_ctrl_c_and_writes_nothing(tmp_path, big):
     proc = start(["in.tif", "out.tif", "--model", "m.onnx", "--confidence", "conf.tif", "--areas", "areas.csv", "-q",
                   "--batch-size", "1"], tmp_path)
     wait_for(lambda: len(ours(tmp_path)) >= 2, proc)
-    time.sleep(1.0)
+    time.sleep(0.3)
     os.kill(proc.pid, signal.SIGTERM)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
