@@ -66,6 +66,106 @@ class TrainConfig:
     extra: dict = field(default_factory=dict)
 
 
+def _json_type(value) -> str:
+    return {list: "list", dict: "object", str: "string", bool: "boolean", type(None): "null", int: "number",
+            float: "number"}.get(type(value), type(value).__name__)
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and v == v and abs(v) != float("inf")
+
+
+def _is_pair(v, item=lambda x: isinstance(x, str)) -> bool:
+    return isinstance(v, (list, tuple)) and len(v) == 2 and all(item(x) for x in v)
+
+
+def _is_rgb(v) -> bool:
+    return isinstance(v, (list, tuple)) and len(v) == 3 and all(_is_int(x) and 0 <= x <= 255 for x in v)
+
+
+def _list_of(test):
+    return lambda v: isinstance(v, (list, tuple)) and all(test(x) for x in v)
+
+
+# key: (test, what it must be) — checked before anything is read, so a bad value is one line, not a traceback
+_TYPES = {
+    "name": (lambda v: isinstance(v, str) and v.strip() != "", "a non-empty string"),
+    "pairs": (_list_of(_is_pair), "a list of [image, label] path pairs"),
+    "pair_globs": (_list_of(_is_pair), "a list of [image glob, label template] pairs"),
+    "classes": (lambda v: isinstance(v, list) and bool(v), "a non-empty list of classes"),
+    "input_bands": (lambda v: _list_of(lambda x: isinstance(x, str))(v) and len(v) > 0, "a non-empty list of band names"),
+    "gsd": (lambda v: v is None or (_is_number(v) and v > 0), "a positive number of metres (or null)"),
+    "value_range": (lambda v: _is_pair(v, _is_number) and v[1] > v[0], "[low, high] with high > low"),
+    "tile_size": (lambda v: _is_int(v) and v >= 16, "an integer ≥ 16"),
+    "overlap": (lambda v: _is_int(v) and v >= 0, "an integer ≥ 0"),
+    "mean": (lambda v: _list_of(_is_number)(v) and len(v) > 0, "a list of numbers"),
+    "std": (lambda v: _list_of(lambda x: _is_number(x) and x > 0)(v) and len(v) > 0, "a list of numbers > 0"),
+    "val_fraction": (lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)"),
+    "val_pairs": (_list_of(lambda x: isinstance(x, str)), "a list of strings"),
+    "ignore_colors": (_list_of(_is_rgb), "a list of [r, g, b] colours"),
+    "label_field": (lambda v: v is None or isinstance(v, str), "a field name (or null)"),
+    "ignore_codes": (_list_of(lambda x: _is_int(x) or isinstance(x, str)), "a list of codes"),
+    "min_labelled": (lambda v: _is_number(v) and 0 <= v <= 1, "a number in [0, 1]"),
+    "architecture": (lambda v: isinstance(v, str), "a string"),
+    "loss": (lambda v: isinstance(v, dict) and bool(v) and all(_is_number(x) and x >= 0 for x in v.values()),
+             'an object of term weights, e.g. {"ce": 1, "dice": 1}'),
+    "class_weighting": (lambda v: isinstance(v, str), "a string"),
+    "label_smoothing": (lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)"),
+    "focal_gamma": (lambda v: _is_number(v) and v >= 0, "a number ≥ 0"),
+    "scale_jitter": (lambda v: v is None or (_is_pair(v, lambda x: _is_number(x) and x > 0) and v[0] <= v[1]),
+                     "[low, high] scale factors (or null)"),
+    "schedule": (lambda v: isinstance(v, str), "a string"),
+    "early_stop_patience": (lambda v: _is_int(v) and v >= 0, "an integer ≥ 0"),
+    "device": (lambda v: isinstance(v, str), "a string"),
+    "crop": (lambda v: _is_int(v) and v >= 16, "an integer ≥ 16"),
+    "batch_size": (lambda v: _is_int(v) and v >= 1, "an integer ≥ 1"),
+    "steps": (lambda v: _is_int(v) and v >= 1, "an integer ≥ 1"),
+    "eval_every": (lambda v: _is_int(v) and v >= 1, "an integer ≥ 1"),
+    "lr": (lambda v: _is_number(v) and v > 0, "a number > 0"),
+    "weight_decay": (lambda v: _is_number(v) and v >= 0, "a number ≥ 0"),
+    "seed": (_is_int, "an integer"),
+    "version": (lambda v: isinstance(v, str), "a string"),
+    "description": (lambda v: isinstance(v, str), "a string"),
+    "license": (lambda v: isinstance(v, str), "a string"),
+    "attribution": (lambda v: isinstance(v, str), "a string"),
+    "extra": (lambda v: isinstance(v, dict), "an object"),
+}
+_CLASS_KEYS = {"name", "color", "codes", "value", "mask_colors"}
+
+
+def check_types(raw: dict, path: Path | str = "config") -> None:
+    """Raise ``LandcoverError`` naming the first key of a training config whose value has the wrong type
+    or range (``_TYPES``), or the first malformed class entry."""
+    for key, value in raw.items():
+        test, what = _TYPES.get(key, (lambda v: True, ""))
+        if not test(value):
+            raise LandcoverError(f"training config {path}: '{key}' must be {what}, got {json.dumps(value)[:80]}: fix the file "
+                                 "(or the --set override)")
+    for i, spec in enumerate(raw.get("classes", [])):
+        where = f"training config {path}: classes[{i}]"
+        if not isinstance(spec, dict):
+            raise LandcoverError(f"{where} must be an object with 'name' and 'color', got {json.dumps(spec)[:80]}")
+        unknown = set(spec) - _CLASS_KEYS
+        if unknown:
+            raise LandcoverError(f"{where} has unknown keys {sorted(unknown)}; a class has {sorted(_CLASS_KEYS)}")
+        if not isinstance(spec.get("name"), str) or not spec["name"]:
+            raise LandcoverError(f"{where} needs a 'name' (a non-empty string)")
+        color = spec.get("color")
+        if not (isinstance(color, str) and len(color) == 7 and color[0] == "#"
+                and all(ch in "0123456789abcdefABCDEF" for ch in color[1:])):
+            raise LandcoverError(f"{where} needs a 'color' like \"#ff0000\", got {json.dumps(color)}")
+        if not _list_of(lambda x: _is_int(x) and 0 <= x <= 255)(spec.get("codes", [])):
+            raise LandcoverError(f"{where}: 'codes' must be a list of label codes 0..255")
+        if "value" in spec and not (_is_int(spec["value"]) and 0 <= spec["value"] <= 254):
+            raise LandcoverError(f"{where}: 'value' must be an integer 0..254 (255 is nodata)")
+        if not _list_of(_is_rgb)(spec.get("mask_colors", [])):
+            raise LandcoverError(f"{where}: 'mask_colors' must be a list of [r, g, b] colours")
+
+
 def load_config(path: str | Path, **overrides) -> TrainConfig:
     """Read a training config JSON; ``overrides`` (non-None) replace its top-level keys.
 
@@ -76,13 +176,21 @@ def load_config(path: str | Path, **overrides) -> TrainConfig:
         raw = json.loads(path.read_text())
     except FileNotFoundError:
         raise LandcoverError(f"training config not found: {path}") from None
+    except IsADirectoryError:
+        raise LandcoverError(f"training config {path} is a folder: give the JSON file") from None
+    except UnicodeDecodeError:
+        raise LandcoverError(f"training config {path} is not a text file: give the JSON file") from None
     except json.JSONDecodeError as exc:
         raise LandcoverError(f"training config {path} is not valid JSON ({exc}): fix the file") from None
+    if not isinstance(raw, dict):
+        raise LandcoverError(f"training config {path} must be a JSON object {{\"name\": …, \"pairs\": …, \"classes\": …}}, "
+                             f"got a JSON {_json_type(raw)}: see models/flair-rgb.train.json")
     raw.update({k: v for k, v in overrides.items() if v is not None})
     known = {f.name for f in fields(TrainConfig)} | {"pair_globs"}  # pair_globs expand into pairs
     unknown = set(raw) - known
     if unknown:
         raise LandcoverError(f"training config {path}: unknown keys {sorted(unknown)}; known keys are {sorted(known)}")
+    check_types(raw, path)
     base = path.parent
     pairs = []
     for image_glob, label_template in raw.pop("pair_globs", []):

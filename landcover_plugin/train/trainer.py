@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import platform
 import sys
 import time
@@ -31,6 +32,7 @@ from ..errors import Cancelled, LandcoverError
 from ..metrics import confusion_matrix, scores
 from ..model.metadata import ModelMetadata
 from ..model.normalise import normalise as shared_normalise
+from ..outputs import check_output_path
 from .config import TrainConfig
 from .data import IGNORE, Pair, load_pairs, sample_batch
 from .export import export_onnx
@@ -177,6 +179,21 @@ def _setup(config: TrainConfig, weights_path: str | None):
     return rng, pairs, device, net, make_loss(config, weights)
 
 
+def check_run_dir(run_dir: str | Path) -> Path:
+    """The run folder as a ``Path``; raises ``LandcoverError`` when it (or a folder above it) is a file,
+    or when it cannot be created where it is to be. Nothing is created here."""
+    run_dir = Path(run_dir)
+    for path in (run_dir, *run_dir.parents):
+        if path.exists():
+            if not path.is_dir():
+                raise LandcoverError(f"run folder {run_dir} is an existing file" + (f" ({path})" if path != run_dir else "")
+                                     + ": choose another --run-dir")
+            if not os.access(path, os.W_OK):
+                raise LandcoverError(f"run folder {run_dir} cannot be created or written in {path}: choose another --run-dir")
+            break
+    return run_dir
+
+
 def train(config: TrainConfig, output: str | Path, run_dir: str | Path, weights_path: str | None = None,
           command: str = "", progress: Callable[[float], None] | None = None,
           cancelled: Callable[[], bool] | None = None, info: Callable[[str], None] | None = None) -> dict:
@@ -192,10 +209,11 @@ def train(config: TrainConfig, output: str | Path, run_dir: str | Path, weights_
     ``LandcoverError`` when the loss becomes NaN or infinite (no model written; ``last.pt`` is the last
     evaluated, finite checkpoint)."""
     say = info or (lambda m: tqdm.write(m, file=sys.stderr))
-    run_dir = Path(run_dir)
+    run_dir = check_run_dir(run_dir)
+    check_output_path(output, "output model", (".onnx",), beside=[Path(output).with_suffix(".md")])
+    rng, pairs, device, net, loss_fn = _setup(config, weights_path)  # reads and checks every pair first
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
-    rng, pairs, device, net, loss_fn = _setup(config, weights_path)
     k = len(config.classes)
     opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     sched = make_schedule(config, opt, config.steps)
@@ -277,9 +295,9 @@ def find_lr(config: TrainConfig, run_dir: str | Path, weights_path: str | None =
     exponentially from ``lr_min`` to ``lr_max``, stopping when the smoothed loss exceeds 4× its minimum.
     Writes ``run_dir/lr_find.csv`` (lr, smoothed loss) and returns ``{"suggested_lr", "csv"}``: the
     learning rate of the lowest smoothed loss divided by 10 (a common reading of the curve)."""
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = check_run_dir(run_dir)
     rng, pairs, device, net, loss_fn = _setup(config, weights_path)
+    run_dir.mkdir(parents=True, exist_ok=True)
     opt = torch.optim.AdamW(net.parameters(), lr=lr_min, weight_decay=config.weight_decay)
     factor = (lr_max / lr_min) ** (1 / max(1, steps - 1))
     rows, smooth = [], None
@@ -305,13 +323,33 @@ def find_lr(config: TrainConfig, run_dir: str | Path, weights_path: str | None =
     return {"suggested_lr": best_lr / 10, "csv": str(path), "steps": len(rows)}
 
 
+def load_checkpoint(checkpoint: str | Path) -> dict:
+    """A state dict saved by ``train``, loaded with ``weights_only=True``: a file holding anything else (a
+    pickle with code in it, text, a whole model) is refused, never executed. Raises ``LandcoverError``."""
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise LandcoverError(f"checkpoint {checkpoint} not found" + (" (it is a folder)" if path.is_dir() else "")
+                             + ": give a run folder's best.pt or last.pt")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # UnpicklingError (text, a hostile pickle), RuntimeError (a damaged zip), EOFError, …
+        reason = " ".join(str(exc).split())[:160] or type(exc).__name__
+        raise LandcoverError(f"{checkpoint} is not a checkpoint Landcover can load ({type(exc).__name__}: {reason}): give a "
+                             "run folder's best.pt (a state dict saved by landcover train)") from None
+    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        raise LandcoverError(f"{checkpoint} is not a checkpoint Landcover can load (it holds a {type(state).__name__}, not "
+                             "a state dict of tensors): give a run folder's best.pt (a state dict saved by landcover train)")
+    return state
+
+
 def export_checkpoint(config: TrainConfig, checkpoint: str | Path, output: str | Path) -> None:
     """Export a state dict saved by ``train`` (loaded with ``weights_only=True``) to ONNX.
 
     Raises ``LandcoverError`` when the checkpoint does not fit the config's network."""
     net = build_network(config.architecture, len(config.classes), len(config.input_bands))
+    state = load_checkpoint(checkpoint)
     try:
-        net.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True))
+        net.load_state_dict(state)
     except (RuntimeError, KeyError) as exc:
         raise LandcoverError(f"checkpoint {checkpoint} does not fit the '{config.architecture}' network of config "
                              f"'{config.name}' (another architecture, class or band count?): "
