@@ -129,9 +129,7 @@ def _train(args) -> int:
     if not args.output:
         raise LandcoverError("--output is required to train: the ONNX file to write")
     command = "landcover " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    summary = train(config, args.output, run_dir, command=command)
-    print(f"{config.name}: validation mIoU {summary['val_miou']:.4f} (step {summary['best_step']}), "
-          f"{summary['train_seconds'] / 60:.1f} min; model {args.output}, run folder {run_dir}")
+    print(train(config, args.output, run_dir, command=command).summary())
     return 0
 
 

@@ -61,6 +61,5 @@ class TrainAlgorithm(LandcoverAlgorithm):
                             info=feedback.pushInfo)
         except LandcoverError as exc:
             raise QgsProcessingException(str(exc)) from None
-        feedback.pushInfo(f"Validation mIoU {summary['val_miou']:.4f} (step {summary['best_step']}), "
-                          f"{summary['train_seconds'] / 60:.1f} min; model {output}")
-        return {self.OUTPUT: str(output), "VAL_MIOU": summary["val_miou"], "RUN_DIR": str(run_dir)}
+        feedback.pushInfo(summary.summary())
+        return {self.OUTPUT: str(output), "VAL_MIOU": summary.val_miou, "RUN_DIR": str(run_dir)}
