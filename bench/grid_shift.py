@@ -36,6 +36,7 @@ import json
 import sys
 import tempfile
 import time
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -81,8 +82,13 @@ def taper(kind: str, at_start: bool, at_end: bool, size: int, overlap: int) -> n
 def weights(kind: str, win, width: int, height: int, overlap: int) -> np.ndarray:
     if kind == "hann":
         return tile_weights(win, width, height)
-    return np.outer(taper(kind, win.row == 0, win.row + win.height >= height, win.height, overlap),
-                    taper(kind, win.col == 0, win.col + win.width >= width, win.width, overlap))
+    return _weights(kind, win.row == 0, win.row + win.height >= height, win.height,
+                    win.col == 0, win.col + win.width >= width, win.width, overlap)
+
+
+@lru_cache(maxsize=64)
+def _weights(kind, top, bottom, rows, left, right, cols, overlap) -> np.ndarray:
+    return np.outer(taper(kind, top, bottom, rows, overlap), taper(kind, left, right, cols, overlap))
 
 
 def predict(model: OnnxModel, x: np.ndarray, tta: str) -> np.ndarray:
@@ -259,6 +265,9 @@ def main() -> None:
                     "cost": cost, "seconds": seconds, "miou": s["miou"], "overall_accuracy": s["overall_accuracy"],
                     "iou": dict(zip(model.meta.class_names, s["iou"])),
                 }
+                r = stats[key]
+                print(f"  => {key}: agreement {r['agreement']:.4f}, seam {r['seam_ratio_edges']:.2f}/"
+                      f"{r['seam_ratio_midlines']:.2f}, cost {cost:.2f}, mIoU {r['miou']:.4f}", file=sys.stderr, flush=True)
     label = args.label or Path(args.model).stem
     print(f"\n{label}: {len(blocks)} validation blocks of {Path(args.config).name}, crop offset ({dx}, {dy}) px, "
           f"margin {margin} px")
