@@ -46,6 +46,7 @@ class TrainConfig:
     min_labelled: float = 0.5  # a training crop needs at least this fraction of labelled pixels
     architecture: str = "unet"  # "unet" or "fpn" (see network.py)
     encoder: str = "efficientnet-lite0"  # or "efficientnet-lite1", "efficientnet-lite2" (ImageNet weights)
+    antialias: bool = False  # blur-pooled (anti-aliased) stride-2 layers in the encoder (network.BlurPool)
     loss: dict = field(default_factory=lambda: {"ce": 1.0})  # weighted sum of "ce", "dice", "focal"
     class_weighting: str = "median_sqrt"  # "median_sqrt" (median-frequency, softened) or "none"
     label_smoothing: float = 0.0  # for the "ce" term

