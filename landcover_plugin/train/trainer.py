@@ -189,12 +189,12 @@ def validate(net: torch.nn.Module, pairs: list[Pair], config: TrainConfig, k: in
     ``val_tile_size`` (default ``tile_size``) px."""
     net.eval()
     cm = np.zeros((k, k), np.int64)
-    tile = config.val_tile_size or config.tile_size
+    size = config.val_tile_size or config.tile_size
     for p in pairs:
         image, label = p.image[:, :, p.split_col:], p.label[:, p.split_col:]
         if image.shape[2] == 0:  # a training-only pair
             continue
-        for row in window_rows(image.shape[2], image.shape[1], tile, 0):
+        for row in window_rows(image.shape[2], image.shape[1], size, 0):
             for w in row:
                 ref = label[w.row:w.row + w.height, w.col:w.col + w.width]
                 if (ref != IGNORE).sum() == 0:

@@ -151,10 +151,10 @@ def tiny_run(tmp_path, monkeypatch):
     image = (rng.integers(0, 60, (3, 96, 160)) + label * 80).astype(np.uint8)
     make_raster(tmp_path / "img.tif", image)
     make_raster(tmp_path / "lab.tif", label)
-    config = {"name": "tiny", "pairs": [["img.tif", "lab.tif"]], "gsd": 0.2,
+    config = {"name": "tiny", "pairs": [["img.tif", "lab.tif"], ["img.tif", "lab.tif"]], "gsd": 0.2,
               "classes": [{"name": n, "color": "#000000", "codes": [i]} for i, n in enumerate(["x", "y", "z"])],
               "crop": 32, "crop_sizes": [32, 64], "batch_size": 4, "steps": 6, "eval_every": 3, "tile_size": 32,
-              "overlap": 8, "val_fraction": 0.25, "scale_jitter": [0.5, 2.0], "color_jitter": 0.2, "haze": 0.3,
+              "overlap": 8, "val_tile_size": 24, "val_fraction": 0.25, "scale_jitter": [0.5, 2.0], "color_jitter": 0.2, "haze": 0.3,
               "class_balance": 0.5, "consistency": 1.0, "encoder": "efficientnet-lite1", "architecture": "fpn",
               "loss": {"ce": 1, "dice": 1}, "extra": {"training_recipe": "test"}}
     (tmp_path / "tiny.json").write_text(json.dumps(config))
