@@ -152,20 +152,26 @@ def load_pairs(config: TrainConfig) -> list[Pair]:
 
 def resample_crop(image: np.ndarray, label: np.ndarray, size: int | tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Resize a crop ``(C, h, w)`` / ``(h, w)`` to ``size`` (``s`` for ``s`` × ``s``, or ``(rows, cols)``):
-    bilinear for the image (antialiased when shrinking, like an area average; same dtype), nearest for
-    the label (so classes stay classes)."""
-    import torch
-    from torch.nn import functional as F
+    bilinear for the image (Pillow's, antialiased when shrinking, like an area average; same dtype),
+    nearest for the label (so classes stay classes; source pixel ``floor(i × h / rows)``)."""
+    from PIL import Image
 
-    size = (size, size) if isinstance(size, int) else tuple(size)
-    x = torch.from_numpy(image.astype(np.float32))[None]
-    shrink = size[0] < image.shape[1] or size[1] < image.shape[2]
-    img = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=shrink)[0].numpy()
-    y = torch.from_numpy(label.astype(np.float32))[None, None]
-    lab = F.interpolate(y, size=size, mode="nearest")[0, 0].numpy()
-    info = np.iinfo(image.dtype) if np.issubdtype(image.dtype, np.integer) else None
-    img = np.clip(np.round(img), info.min, info.max) if info else img
-    return img.astype(image.dtype), lab.astype(label.dtype)
+    rows, cols = (size, size) if isinstance(size, int) else tuple(size)
+    if image.dtype == np.uint8 and image.shape[0] == 3:
+        rgb = Image.fromarray(np.ascontiguousarray(image.transpose(1, 2, 0)), "RGB")
+        img = np.asarray(rgb.resize((cols, rows), Image.BILINEAR)).transpose(2, 0, 1)
+    elif image.dtype == np.uint8:
+        img = np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(b), "L").resize((cols, rows), Image.BILINEAR))
+                        for b in image])
+    else:
+        img = np.stack([np.asarray(Image.fromarray(b.astype(np.float32), "F").resize((cols, rows), Image.BILINEAR))
+                        for b in image])
+        if np.issubdtype(image.dtype, np.integer):
+            info = np.iinfo(image.dtype)
+            img = np.clip(np.round(img), info.min, info.max)
+    r = np.minimum((np.arange(rows) * (label.shape[0] / rows)).astype(np.int64), label.shape[0] - 1)
+    c = np.minimum((np.arange(cols) * (label.shape[1] / cols)).astype(np.int64), label.shape[1] - 1)
+    return np.ascontiguousarray(img, dtype=image.dtype), label[np.ix_(r, c)]
 
 
 def scale_factor(config: TrainConfig, rng: np.random.Generator) -> float:
