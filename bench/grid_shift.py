@@ -13,8 +13,10 @@ test-time augmentation:
   edges, and overlap mid-lines (where a centre-crop stitcher cuts); the table's ratio is the larger.
   1.0 = no seams;
 - **cost**: pixels run through the network (padded tiles × TTA passes), relative to 512 px tiles
-  with 128 px overlap without TTA on the same rasters, and the seconds of inference measured here
-  (a shared 2-core machine: seconds are noisy, the pixel ratio is exact);
+  with 128 px overlap without TTA: on the validation blocks themselves (narrow rasters, where large
+  tiles waste more at the edges) and on a large raster (``--cost-raster``, default 8192×2560 px, a
+  FLAIR zone); and the seconds of inference measured here (a shared 2-core machine: seconds are
+  noisy, the pixel ratios are exact);
 - **mIoU** and **OA** of the uncropped maps against the labels.
 
 Blending is done here, over ``OnnxModel.predict``: ``hann`` is the engine's own window
@@ -208,6 +210,7 @@ def main() -> None:
     ap.add_argument("--margin", type=int, default=128)
     ap.add_argument("--engine", action="store_true", help="run the real classify pipeline (Hann window only)")
     ap.add_argument("--label", default="", help="a name for the model in the table")
+    ap.add_argument("--cost-raster", default="8192x2560", help="WIDTHxHEIGHT of the large raster for the cost ratio")
     ap.add_argument("--json")
     args = ap.parse_args()
     config = load_config(args.config)
@@ -253,6 +256,9 @@ def main() -> None:
                     acc[kind]["cm"] += confusion_matrix(label, a, k)
                 print(f"  {name} {tiling} tta={tta}: {sec:.1f} s", file=sys.stderr, flush=True)
             cost = pixels / ref_pixels
+            cw, ch = map(int, args.cost_raster.split("x"))
+            cost_large = (network_pixels(model, cw, ch, tile, overlap) * PASSES[tta]
+                          / network_pixels(model, cw, ch, *REFERENCE))
             for kind in kinds:
                 a = acc[kind]
                 s = scores(a["cm"])
@@ -262,7 +268,7 @@ def main() -> None:
                     "agreement": a["same"] / a["compared"],
                     "seam_ratio_edges": seam_ratio(a["changes"][0]), "seam_ratio_midlines": seam_ratio(a["changes"][1]),
                     "change_rate": float(a["changes"][0, [0, 2]].sum() / a["changes"][0, [1, 3]].sum()),
-                    "cost": cost, "seconds": seconds, "miou": s["miou"], "overall_accuracy": s["overall_accuracy"],
+                    "cost": cost, "cost_large_raster": cost_large, "seconds": seconds, "miou": s["miou"], "overall_accuracy": s["overall_accuracy"],
                     "iou": dict(zip(model.meta.class_names, s["iou"])),
                 }
                 r = stats[key]
@@ -271,13 +277,15 @@ def main() -> None:
     label = args.label or Path(args.model).stem
     print(f"\n{label}: {len(blocks)} validation blocks of {Path(args.config).name}, crop offset ({dx}, {dy}) px, "
           f"margin {margin} px")
-    print("| model | tiling | window | TTA | agreement | seam ratio (edges / mid-lines) | cost | inference s | mIoU | OA |")
+    print(f"| model | tiling | window | TTA | agreement | seam ratio (edges / mid-lines) | cost: blocks, {args.cost_raster} | "
+          "inference s | mIoU | OA |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for key, r in stats.items():
         seam = max(r["seam_ratio_edges"], r["seam_ratio_midlines"])
         print(f"| {label} | {r['tiling']} | {r['window']}{' (engine)' if r['engine'] else ''} | {r['tta']} | "
               f"**{r['agreement']:.4f}** | {seam:.2f} ({r['seam_ratio_edges']:.2f} / {r['seam_ratio_midlines']:.2f}) | "
-              f"{r['cost']:.2f}× | {r['seconds']:.0f} | {r['miou']:.4f} | {r['overall_accuracy']:.4f} |")
+              f"{r['cost']:.2f}×, {r['cost_large_raster']:.2f}× | {r['seconds']:.0f} | {r['miou']:.4f} | "
+              f"{r['overall_accuracy']:.4f} |")
     if args.json:
         Path(args.json).write_text(json.dumps({"model": args.model, "config": args.config, "label": label,
                                                "offset": [dx, dy], "margin": margin, "results": stats}, indent=2))
