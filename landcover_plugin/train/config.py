@@ -52,6 +52,7 @@ class TrainConfig:
     label_smoothing: float = 0.0  # for the "ce" term
     focal_gamma: float = 2.0  # for the "focal" term
     scale_jitter: tuple[float, float] | None = None  # e.g. [0.5, 2]: ground extent of a crop × this (log-uniform)
+    scale_jitter_fraction: float = 1.0  # the share of crops that get scale jitter (the others keep the GSD)
     crop_sizes: tuple[int, ...] = ()  # per batch, a crop size from these (px); batch size scaled to keep pixels
     color_jitter: float = 0.0  # per-band gain, brightness, contrast, gamma, saturation jitter of this strength
     haze: float = 0.0  # haze (blend towards a bright airlight) of up to this opacity, on half the crops

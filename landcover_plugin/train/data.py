@@ -175,8 +175,11 @@ def resample_crop(image: np.ndarray, label: np.ndarray, size: int | tuple[int, i
 
 
 def scale_factor(config: TrainConfig, rng: np.random.Generator) -> float:
-    """A crop's ground extent relative to its size: log-uniform in ``config.scale_jitter`` (1 without)."""
+    """A crop's ground extent relative to its size: log-uniform in ``config.scale_jitter`` (1 without),
+    for a fraction ``config.scale_jitter_fraction`` of the crops (the others 1)."""
     if not config.scale_jitter:
+        return 1.0
+    if config.scale_jitter_fraction < 1 and rng.random() >= config.scale_jitter_fraction:
         return 1.0
     lo, hi = config.scale_jitter
     return float(np.exp(rng.uniform(np.log(lo), np.log(hi))))

@@ -433,7 +433,8 @@ def augmentation_text(config: TrainConfig) -> str:
     """The crops' augmentation in words (model card)."""
     parts = ["random 90° rotations and flips"]
     if config.scale_jitter:
-        parts.append(f"scale jitter {config.scale_jitter[0]:g}–{config.scale_jitter[1]:g}× (log-uniform)")
+        share = f" on {config.scale_jitter_fraction:.0%} of crops" if config.scale_jitter_fraction < 1 else ""
+        parts.append(f"scale jitter {config.scale_jitter[0]:g}–{config.scale_jitter[1]:g}× (log-uniform){share}")
     if config.crop_sizes:
         parts.append(f"crop sizes {', '.join(map(str, config.crop_sizes))} px")
     if config.color_jitter:

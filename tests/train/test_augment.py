@@ -58,6 +58,8 @@ def test_scale_jitter_is_log_uniform_and_shrinking_is_antialiased():
     f = np.array([scale_factor(cfg(scale_jitter=(0.5, 2.0)), rng) for _ in range(4000)])
     assert 0.5 <= f.min() and f.max() <= 2.0 and abs(np.median(f) - 1.0) < 0.05  # the geometric mean is 1
     assert abs((f < 0.707).mean() - 0.25) < 0.03
+    half = np.array([scale_factor(cfg(scale_jitter=(0.5, 2.0), scale_jitter_fraction=0.5), rng) for _ in range(4000)])
+    assert abs((half == 1.0).mean() - 0.5) < 0.03
     stripes = np.tile(np.array([0, 255], np.uint8), (1, 64, 32))  # 1-px stripes
     shrunk, lab = resample_crop(stripes, np.zeros((64, 64), np.uint8), 32)
     assert shrunk.dtype == np.uint8 and lab.shape == (32, 32)
