@@ -222,9 +222,7 @@ def _train(args) -> int:
               f"(curve in {found['csv']}); set it with --set lr={found['suggested_lr']:.2g}")
         return 0
     command = "landcover " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    summary = train(config, args.output, run_dir, command=command)
-    print(f"{config.name}: validation mIoU {summary['val_miou']:.4f} (step {summary['best_step']}), "
-          f"{summary['train_seconds'] / 60:.1f} min; model {args.output}, run folder {run_dir}")
+    print(train(config, args.output, run_dir, command=command).summary())
     return 0
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from ..errors import LandcoverError
 
 ARCHITECTURES = ("unet", "fpn")
+ENCODERS = ("efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2")
 LOSS_TERMS = ("ce", "dice", "focal")
 
 
@@ -44,11 +45,20 @@ class TrainConfig:
     ignore_codes: tuple[int, ...] = ()  # polygon field values that mean "no label"
     min_labelled: float = 0.5  # a training crop needs at least this fraction of labelled pixels
     architecture: str = "unet"  # "unet" or "fpn" (see network.py)
+    encoder: str = "efficientnet-lite0"  # or "efficientnet-lite1", "efficientnet-lite2" (ImageNet weights)
+    antialias: bool = False  # blur-pooled (anti-aliased) stride-2 layers in the encoder (network.BlurPool)
     loss: dict = field(default_factory=lambda: {"ce": 1.0})  # weighted sum of "ce", "dice", "focal"
     class_weighting: str = "median_sqrt"  # "median_sqrt" (median-frequency, softened) or "none"
     label_smoothing: float = 0.0  # for the "ce" term
     focal_gamma: float = 2.0  # for the "focal" term
-    scale_jitter: tuple[float, float] | None = None  # e.g. [0.75, 1.33]: crops resampled by this factor
+    scale_jitter: tuple[float, float] | None = None  # e.g. [0.5, 2]: ground extent of a crop × this (log-uniform)
+    scale_jitter_fraction: float = 1.0  # the share of crops that get scale jitter (the others keep the GSD)
+    crop_sizes: tuple[int, ...] = ()  # per batch, a crop size from these (px); batch size scaled to keep pixels
+    color_jitter: float = 0.0  # per-band gain, brightness, contrast, gamma, saturation jitter of this strength
+    haze: float = 0.0  # haze (blend towards a bright airlight) of up to this opacity, on half the crops
+    class_balance: float = 0.0  # fraction of crops placed on a pixel of a class drawn uniformly
+    consistency: float = 0.0  # weight of the shift-consistency loss (crops in pairs shifted by an odd offset)
+    val_tile_size: int | None = None  # validation tiles (px, no overlap); default: tile_size
     schedule: str = "onecycle"  # "onecycle" or "cosine" (linear warm-up, then cosine decay)
     early_stop_patience: int = 0  # stop after this many evaluations without a better val mIoU (0 = off)
     device: str = "auto"  # "auto" (CUDA when torch sees a GPU), "cpu" or "cuda"; CUDA trains in mixed precision
@@ -213,8 +223,12 @@ def load_config(path: str | Path, **overrides) -> TrainConfig:
     raw["ignore_codes"] = tuple(raw.get("ignore_codes", ()))
     if raw.get("scale_jitter") is not None:
         raw["scale_jitter"] = tuple(raw["scale_jitter"])
+        if len(raw["scale_jitter"]) != 2 or not 0 < raw["scale_jitter"][0] <= raw["scale_jitter"][1]:
+            raise LandcoverError(f"training config {path}: scale_jitter must be [low, high] with 0 < low <= high")
+    if any(s % 32 or s < 32 for s in raw.get("crop_sizes", ())):
+        raise LandcoverError(f"training config {path}: crop_sizes must be multiples of 32 px")
     choices = {"architecture": ARCHITECTURES, "schedule": ("onecycle", "cosine"),
-               "class_weighting": ("median_sqrt", "none"), "device": ("auto", "cpu", "cuda")}
+               "class_weighting": ("median_sqrt", "none"), "device": ("auto", "cpu", "cuda"), "encoder": ENCODERS}
     for key, allowed in choices.items():
         if key in raw and raw[key] not in allowed:
             raise LandcoverError(f"training config {path}: {key} '{raw[key]}' is not one of {', '.join(allowed)}")
@@ -224,7 +238,7 @@ def load_config(path: str | Path, **overrides) -> TrainConfig:
     raw["val_pairs"] = tuple(raw.get("val_pairs", ()))
     if not raw["classes"]:
         raise LandcoverError(f"training config {path}: 'classes' must list the output classes")
-    for key in ("input_bands", "mean", "std", "value_range"):
+    for key in ("input_bands", "mean", "std", "value_range", "crop_sizes"):
         if key in raw:
             raw[key] = tuple(raw[key])
     return TrainConfig(**raw)
