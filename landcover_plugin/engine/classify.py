@@ -35,20 +35,22 @@ from .source import RasterSource
 from .windows import PixelWindow, region_windows, starts
 from .writer import CLASSES_TAG, NODATA, ClassRasterWriter, classes_tag
 
-# Blending buffers of one strip (float32 planes); wider rasters go in column strips. 224 MiB holds 13 classes + weights
-# over 8,192 px of 512 px tiles (Z3, the speed benchmark's raster, in one strip); with onnxruntime's ~200 MB (batch 2)
-# and GDAL's cache it keeps a 100,000 px wide raster under 1 GB (bench/memory_width.py).
-BLEND_BUDGET_MB = 224
-# Tiles per inference call when not given. On the CPU a batch of 2 costs the same CPU time per tile as a batch of 4
-# (flair-rgb, 512 px: 0.195 vs 0.189 s, medians of 5 interleaved rounds) and holds half the activation memory
-# (onnxruntime keeps its peak: about 200 instead of 405 MB); a GPU gains from larger batches and its memory is its own.
+# Blending buffers of one strip (float32 planes); wider rasters go in column strips. 176 MiB holds 13 classes + weights
+# over 3,200 px of 1024 px tiles (flair-rgb's default; 6,400 px of 512 px tiles); with onnxruntime's activations
+# (about 350 MB for one 1024 px tile) and GDAL's cache it keeps a 100,000 px wide raster under 1 GB
+# (bench/memory_width.py: 0.92 GB).
+BLEND_BUDGET_MB = 176
+# Pixels per inference call when no batch size is given, in 512 px tiles. On the CPU a batch of 2 such tiles costs the
+# same CPU time per tile as 4 (flair-rgb: 0.195 vs 0.189 s, medians of 5 interleaved rounds) and holds half the
+# activation memory (onnxruntime keeps its peak); a GPU gains from larger batches and its memory is its own.
 DEFAULT_BATCH = {"CPUExecutionProvider": 2}
 DEFAULT_BATCH_OTHER = 4
 
 
-def default_batch_size(provider: str) -> int:
-    """Tiles per inference call for ``provider`` when the user gives none (see ``DEFAULT_BATCH``)."""
-    return DEFAULT_BATCH.get(provider, DEFAULT_BATCH_OTHER)
+def default_batch_size(provider: str, tile_px: int = 512) -> int:
+    """Tiles per inference call for ``provider`` when the user gives none: ``DEFAULT_BATCH`` tiles of
+    512 px, i.e. the same pixels (at least one tile) for other tile sizes (a 1024 px tile: 1 on the CPU)."""
+    return max(1, DEFAULT_BATCH.get(provider, DEFAULT_BATCH_OTHER) * 512 * 512 // (tile_px * tile_px))
 READ_ERRORS = ("fail", "nodata")
 
 
@@ -418,7 +420,7 @@ def prepare(params: ClassifyParams, suffixes: tuple[str, ...] = (".tif", ".tiff"
         native, owns = params.input, False
     else:
         native, owns = open_source(input_path, model.num_bands, meta.input_bands, params.bands), True
-    batch_size = params.batch_size or default_batch_size(model.provider)
+    batch_size = params.batch_size or default_batch_size(model.provider, tiling.tile_size_px)
     try:
         plan = plan_grids(native, model, gsd, output_resolution)
         check_tile_memory(tiling, plan.work, model, batch_size, params.tta)

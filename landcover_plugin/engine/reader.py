@@ -62,8 +62,8 @@ def gdal_errors() -> Iterator[None]:
 
 # GDAL's block cache defaults to 5 % of RAM and fills as a large raster is read; the engine streams. A strip's row of
 # windows needs at most about 25 MB of decoded blocks (9,000 px × 640 rows × 3 bands) and the writer a few MB of
-# blocks being filled, so 64 MB keeps every overlap read from the cache.
-GDAL_CACHE_MB = 64
+# blocks being filled, so 48 MB keeps every overlap read from the cache.
+GDAL_CACHE_MB = 48
 
 
 @contextmanager
