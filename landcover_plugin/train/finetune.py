@@ -11,10 +11,11 @@ What keeps the original model's knowledge (measured in docs/finetune.md):
   16 and 32 blocks); the early, high-resolution encoder stages and every BatchNorm's statistics stay
   as they were (BatchNorm runs in inference mode throughout);
 - distillation (``distill`` weight) of what the user did not correct: on the unlabelled valid pixels of
-  the same crops where the original network predicts a class the user drew no area of, the adapted
-  network's class distribution is pulled towards the original's (KL divergence), so those classes are
-  not forgotten; where it predicts a drawn class, the user's labels decide (``distill_classes`` "all"
-  distils every unlabelled pixel instead);
+  the same crops where the original network predicts, with a confidence of at least
+  ``distill_confidence``, a class the user drew no area of, the adapted network's class distribution
+  is pulled towards the original's (KL divergence), so those classes are not forgotten; where it
+  predicts a drawn class, or is unsure, the user's labels decide (``distill_classes`` "all" distils
+  every unlabelled pixel instead);
 - a small number of steps under a time budget with AdamW, warm-up and cosine decay of the learning
   rate over the budget (the schedule follows the elapsed time, so it completes whatever the load).
 
@@ -89,6 +90,7 @@ class FinetuneParams:
     train_layers: str = "late"
     distill: float = 1.0
     distill_classes: str = "undrawn"
+    distill_confidence: float = 0.6
     lr: float = 5e-4
     batch_size: int = 8
     crop: int = 256
@@ -512,11 +514,12 @@ def probe_features(net, rec, cells: list[Cell], rng: np.random.Generator, feedba
     return torch.cat(xs), torch.cat(ys), torch.cat(us) if us else empty
 
 
-def fit_head(head, x, y, unlabelled, weights, distill: float, kept=None, l2: float = 1e-3, rounds: int = 4) -> float:
+def fit_head(head, x, y, unlabelled, weights, distill: float, kept=None, confident: float = 0.0, l2: float = 1e-3,
+             rounds: int = 4) -> float:
     """Fit the 1×1 head to features ``x`` and labels ``y`` (class-weighted cross-entropy, L-BFGS), keeping the
     original head's predictions on ``unlabelled`` features (KL, weight ``distill``; only where the original
-    predicts one of the ``kept`` classes, a bool ``(K,)`` tensor, when given) and its weights close (L2,
-    ``l2``). Returns the training accuracy."""
+    predicts one of the ``kept`` classes, a bool ``(K,)`` tensor, with a probability of at least
+    ``confident``, when given) and its weights close (L2, ``l2``). Returns the training accuracy."""
     import torch
     from torch.nn import functional as F
 
@@ -524,7 +527,8 @@ def fit_head(head, x, y, unlabelled, weights, distill: float, kept=None, l2: flo
     with torch.no_grad():
         target = (unlabelled @ w0.T + b0).softmax(1)
         if kept is not None:
-            chosen = kept[target.argmax(1)]
+            best, cls = target.max(1)
+            chosen = kept[cls] & (best >= confident)
             unlabelled, target = unlabelled[chosen], target[chosen]
     w, b = w0.clone().requires_grad_(True), b0.clone().requires_grad_(True)
     opt = torch.optim.LBFGS([w, b], lr=1, max_iter=100, history_size=20, line_search_fn="strong_wolfe")
@@ -672,7 +676,7 @@ def finetune(params: FinetuneParams, feedback: Feedback | None = None) -> Finetu
     if params.probe and head_of(net) is not None:
         fb.info("Fitting the last layer to the labels on the original features…")
         x_l, y_l, x_u = probe_features(net, rec, cells, rng, fb, dev)
-        accuracy = fit_head(head_of(net), x_l, y_l, x_u, weights, distill, kept.cpu())
+        accuracy = fit_head(head_of(net), x_l, y_l, x_u, weights, distill, kept.cpu(), params.distill_confidence)
         probe_note = f"last layer fitted first on {len(x_l):,} labelled px (training accuracy {accuracy:.2f})"
         fb.info(f"The {probe_note}; {time.perf_counter() - train_start:.0f} s")
         del x_l, y_l, x_u
@@ -702,7 +706,8 @@ def finetune(params: FinetuneParams, feedback: Feedback | None = None) -> Finetu
         if distill > 0:
             with torch.no_grad():
                 target = teacher(x).softmax(1)  # type: ignore[misc]
-            mask = torch.from_numpy(valid & (lab == IGNORE)).to(dev) & kept[target.argmax(1)]
+            best, cls = target.max(1)
+            mask = torch.from_numpy(valid & (lab == IGNORE)).to(dev) & kept[cls] & (best >= params.distill_confidence)
             if mask.any():
                 kl = (target * (target.clamp_min(1e-8).log() - logits.log_softmax(1))).sum(1)
                 loss = loss + distill * (kl * mask).sum() / mask.sum()
@@ -741,7 +746,7 @@ def finetune(params: FinetuneParams, feedback: Feedback | None = None) -> Finetu
     net = net.cpu()
     train_px = {names[c]: int(train_counts[c]) for c in range(k)}
     settings = {"probe": probe_note or "no", "train_layers": params.train_layers, "distill": distill,
-                "distill_classes": params.distill_classes, "lr": params.lr,
+                "distill_classes": params.distill_classes, "distill_confidence": params.distill_confidence, "lr": params.lr,
                 "batch_size": params.batch_size, "crop": crop, "seed": params.seed, "holdout": params.holdout}
     result = FinetuneResult(str(output), base_name, str(model_path), str(labels), str(image), rec.spec.text(), step,
                             train_seconds, 0.0, device, train_px, train_areas, heldout, holdout_note, plan.note, settings)
@@ -808,7 +813,8 @@ by `landcover finetune`. Classes, colours, input bands, value range, GSD and til
 - **Training** ({result.train_seconds / 60:.1f} min on {result.device}): {probe}{result.steps}
   steps of {s['batch_size']} crops of {s['crop']} px training the {s['train_layers']} layers (AdamW lr {s['lr']:g}, warm-up and
   cosine decay); distillation weight {s['distill']:g} (the original's predictions on unlabelled pixels, where it predicts
-  {'any class' if s['distill_classes'] == 'all' else 'a class with no labelled area'}); seed {s['seed']}.
+  {'any class' if s['distill_classes'] == 'all' else 'a class with no labelled area'} with a probability of at least
+  {s.get('distill_confidence', 0):g}); seed {s['seed']}.
 - **Resolution**: {result.resolution_note}.
 - **Original model**: {base_meta.description}
 - **Licence**: {meta.license or 'as the original'}. **Attribution**: {meta.attribution or 'none'}.
