@@ -74,10 +74,12 @@ package: setup
 	  test $$size -le $(ZIP_LIMIT) || { echo "dist/landcover_plugin.zip is over the plugin repository's limit"; exit 1; }
 	@if [ -z "$(MODELS_URL)" ]; then echo "Note: MODELS_URL is empty: $$(ls dist/models/*.onnx | xargs -n1 basename | tr '\n' ' ')can only be added by hand (or with LANDCOVER_MODELS_URL at run time)"; fi
 
-# Speed and memory: model-only vs end-to-end MP/s, ratio, per-tile baseline, peak RSS (21 MP and 84 MP).
+# Speed and memory: model-only vs end-to-end MP/s, ratio, per-tile baseline, peak RSS (21 MP and 84 MP);
+# then peak RSS on a 100,000 × 1,024 and a 1,024 × 100,000 px raster (fails if either reaches 1 GB).
 bench: setup
 	mkdir -p out
 	$(PY) bench/classify_speed.py --json out/bench.json
+	$(PY) bench/memory_width.py --json out/memory_width.json
 
 # Reproduces models/flair-rgb.onnx (fixed seed, CPU); see models/flair-rgb.md.
 train-flair: setup

@@ -53,7 +53,7 @@ import numpy as np
 from .engine.grid import Grid, gsd_m
 from .engine.reader import color_names, gdal_errors, grid_of, last_error, open_raster, read_window, transform_bounds
 from .engine.windows import PixelWindow
-from .engine.writer import CLASSES_TAG, GTIFF, read_classes_tag
+from .engine.writer import CLASSES_TAG, GTIFF, paletted_qml, read_classes_tag
 from .errors import LandcoverError
 from .feedback import Feedback, RecordingFeedback
 from .outputs import AtomicOutputs, check_output_path, temp_name
@@ -575,41 +575,6 @@ def transition_colors(codes_by_area: list[int]) -> dict[int, str]:
     return colors
 
 
-def change_qml(entries: list[tuple[int, str, str]]) -> str:
-    """A QGIS paletted style for band 1 with ``entries`` (value, colour, label); values not listed
-    (unchanged) are transparent."""
-    from xml.sax.saxutils import quoteattr
-
-    lines = "\n".join(f'        <paletteEntry value="{v}" color="{c}" alpha="255" label={quoteattr(n)}/>' for v, c, n in entries)
-    return f"""<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
-<qgis version="3.22.0" styleCategories="Symbology">
-  <pipe>
-    <rasterrenderer type="paletted" band="1" opacity="1" alphaBand="-1" nodataColor="">
-      <rasterTransparency/>
-      <minMaxOrigin>
-        <limits>None</limits>
-        <extent>WholeRaster</extent>
-        <statAccuracy>Estimated</statAccuracy>
-        <cumulativeCutLower>0.02</cumulativeCutLower>
-        <cumulativeCutUpper>0.98</cumulativeCutUpper>
-        <stdDevFactor>2</stdDevFactor>
-      </minMaxOrigin>
-      <colorPalette>
-{lines}
-      </colorPalette>
-      <colorramp type="randomcolors" name="[source]"/>
-    </rasterrenderer>
-    <brightnesscontrast brightness="0" contrast="0" gamma="1"/>
-    <huesaturation saturation="0" colorizeOn="0" colorizeRed="255" colorizeGreen="128" colorizeBlue="128" \
-colorizeStrength="100" grayscaleMode="0"/>
-    <rasterresampler maxOversampling="2"/>
-    <resamplingStage>resamplingFilter</resamplingStage>
-  </pipe>
-  <blendMode>0</blendMode>
-</qgis>
-"""
-
-
 def legend_entries(result: ChangeResult) -> list[tuple[int, str, str]]:
     """(value, colour, label) of band 1's legend: the transitions present, largest first, named
     "from → to", then "uncertain" when any pixel is."""
@@ -832,7 +797,7 @@ def _compare(dates: list[_Date], conf_ds: dict, legend: Legend, al: Alignment, p
             dst = None
         if failed:
             raise LandcoverError(f"writing {output} failed ({last_error()}): the disk may be full — free some space")
-        outputs.add(output.with_suffix(".qml")).write_text(change_qml(entries))
+        outputs.add(output.with_suffix(".qml")).write_text(paletted_qml(entries))
         result.warnings = list(recorder.warnings)
         if csv_path:
             result.write_transitions(outputs.add(csv_path))

@@ -18,8 +18,9 @@ from pathlib import Path
 import numpy as np
 from osgeo import gdal
 
-from .engine.reader import GdalSource, copy_window, gdal_errors, grid_of, image_bands, last_error, on_grid, open_raster, read_window
+from .engine.reader import GdalSource, copy_window, grid_of, image_bands, on_grid, open_raster, read_window
 from .engine.windows import PixelWindow, window_rows
+from .engine.writer import create_gtiff
 from .errors import LandcoverError
 from .outputs import AtomicOutputs, check_output_path
 from .polygons import VECTOR_SUFFIXES, burn_polygons
@@ -76,17 +77,9 @@ def _labels(params: ChipParams, img: gdal.Dataset):
 
 
 def _write_label(label: np.ndarray, img: gdal.Dataset, w: PixelWindow, path: Path) -> None:
-    grid = grid_of(img).sub(w.col, w.row, w.width, w.height)
-    with gdal_errors():
-        ds = gdal.GetDriverByName("GTiff").Create(str(path), w.width, w.height, 1, gdal.GDT_Byte)
-        if ds is None:
-            raise LandcoverError(f"cannot write {path} ({last_error()})")
-        if grid.geotransform is not None:
-            ds.SetGeoTransform(grid.geotransform)
-        if grid.crs_wkt:
-            ds.SetProjection(grid.crs_wkt)
-        ds.GetRasterBand(1).WriteArray(label)
-        ds = None
+    ds = create_gtiff(path, grid_of(img).sub(w.col, w.row, w.width, w.height), gdal.GDT_Byte, [], "label chip")
+    ds.GetRasterBand(1).WriteArray(label)
+    ds = None
 
 
 def export_chips(params: ChipParams) -> ChipsResult:

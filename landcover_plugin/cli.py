@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import signal
 import sys
@@ -18,12 +19,16 @@ from .feedback import Feedback
 
 
 class ConsoleFeedback(Feedback):
-    """A tqdm progress bar; notes and warnings printed above it (nothing with ``quiet``)."""
+    """A tqdm progress bar with notes printed above it (none with ``quiet``). Warnings go to stderr:
+    at once when a person watches the bar (stderr is a terminal), else together when the run has
+    succeeded (``flush_warnings``), so that a failed run prints its one error line and nothing more."""
 
     def __init__(self, quiet: bool = False, desc: str = "classify"):
         from tqdm import tqdm
 
         self.quiet, self._tqdm = quiet, tqdm
+        self.live = not quiet and sys.stderr.isatty()
+        self.pending: list[str] = []
         self.bar = tqdm(total=100, unit="%", desc=desc, disable=quiet or None,
                         bar_format="{l_bar}{bar}| {n:.0f}/{total}% [{elapsed}<{remaining}]")
 
@@ -34,12 +39,27 @@ class ConsoleFeedback(Feedback):
         if not self.quiet:
             self._tqdm.write(message)
 
-    def warning(self, message: str) -> None:
-        if not self.quiet:
-            self._tqdm.write(f"Warning: {message}")
+    def warning(self, message: str) -> None:  # on stderr, even with --quiet: a warning is about the result
+        if self.live:
+            self._tqdm.write(f"Warning: {message}", file=sys.stderr)
+        else:
+            self.pending.append(message)
+
+    def flush_warnings(self) -> None:
+        for message in self.pending:
+            print(f"Warning: {message}", file=sys.stderr)
+        self.pending = []
 
     def close(self) -> None:
         self.bar.close()
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse reporting a bad argument like every other error: one line on stderr, exit status 2."""
+
+    def error(self, message: str):
+        text = " ".join(message.split())
+        self.exit(2, f"landcover: error: {text} (see {self.prog} --help)\n")
 
 
 def _positive(least: int):
@@ -93,27 +113,41 @@ def _classify(args) -> int:
                             output_resolution=args.output_resolution, on_read_error=args.on_read_error, areas=args.areas,
                             model_output=args.model_output)
     if args.scheduler:
+        import logging
+
         from .scale_out import classify_dask
 
-        feedback = Feedback() if args.quiet else _PrintFeedback()
+        # Stopped mid-run, Dask's client leaves asyncio tasks whose exceptions asyncio would print as tracebacks.
+        logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+
+        feedback = _PrintFeedback(args.quiet)
         classify_dask(params, args.scheduler, args.part_rows, feedback)
+        feedback.flush_warnings()
         return 0
     console = ConsoleFeedback(args.quiet)
     try:
         result = classify(params, console)
     finally:
         console.close()
+    console.flush_warnings()
     if not args.quiet:
         print(result.summary())
     return 0
 
 
-class _PrintFeedback(Feedback):
-    def info(self, message: str) -> None:
-        print(message)
+class _PrintFeedback(ConsoleFeedback):
+    """Notes as lines (no progress bar: Dask parts report their own), warnings as ``ConsoleFeedback``'s."""
 
-    def warning(self, message: str) -> None:
-        print(f"Warning: {message}")
+    def __init__(self, quiet: bool = False):
+        super().__init__(quiet=True)
+        self.quiet, self.live = quiet, not quiet and sys.stderr.isatty()
+
+    def progress(self, fraction: float) -> None:
+        pass
+
+    def info(self, message: str) -> None:
+        if not self.quiet:
+            print(message)
 
 
 def _models(args) -> int:
@@ -172,22 +206,23 @@ def _settings(items: list[str]) -> dict:
 def _train(args) -> int:
     from .outputs import check_output_path
     from .train.config import load_config
-    from .train.trainer import find_lr, train
 
     config = load_config(args.config, steps=args.steps, seed=args.seed, **_settings(args.set))
     run_dir = args.run_dir or Path("runs") / f"{config.name}-{datetime.now():%Y%m%d-%H%M%S}"
+    if not args.find_lr:
+        if not args.output:
+            raise LandcoverError("--output is required to train: the ONNX file to write")
+        check_output_path(args.output, "output model", (".onnx",))
+    from .train.trainer import check_run_dir, find_lr, train  # PyTorch loads only once the arguments are right
+
+    check_run_dir(run_dir)
     if args.find_lr:
         found = find_lr(config, run_dir)
         print(f"learning-rate range test over {found['steps']} steps: suggested lr {found['suggested_lr']:.2g} "
               f"(curve in {found['csv']}); set it with --set lr={found['suggested_lr']:.2g}")
         return 0
-    if not args.output:
-        raise LandcoverError("--output is required to train: the ONNX file to write")
-    check_output_path(args.output, "output model", (".onnx",))
     command = "landcover " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    summary = train(config, args.output, run_dir, command=command)
-    print(f"{config.name}: validation mIoU {summary['val_miou']:.4f} (step {summary['best_step']}), "
-          f"{summary['train_seconds'] / 60:.1f} min; model {args.output}, run folder {run_dir}")
+    print(train(config, args.output, run_dir, command=command).summary())
     return 0
 
 
@@ -288,16 +323,20 @@ def _diagnostics(args) -> int:
 def _export(args) -> int:
     from .outputs import check_output_path
     from .train.config import load_config
-    from .train.trainer import export_checkpoint
 
     check_output_path(args.output, "output model", (".onnx",), (args.checkpoint,))
-    export_checkpoint(load_config(args.config), args.checkpoint, args.output)
+    config = load_config(args.config)
+    if not Path(args.checkpoint).is_file():
+        raise LandcoverError(f"checkpoint {args.checkpoint} not found: give a run folder's best.pt or last.pt")
+    from .train.trainer import export_checkpoint  # PyTorch loads only once the arguments are right
+
+    export_checkpoint(config, args.checkpoint, args.output)
     print(f"Wrote {args.output}")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="landcover", description="Land-cover classification of rasters with ONNX segmentation models.")
+    parser = _Parser(prog="landcover", description="Land-cover classification of rasters with ONNX segmentation models.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("classify", help="classify a raster into a styled class GeoTIFF")
@@ -306,13 +345,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="bundled model name or ONNX path (default: flair-rgb)")
     p.add_argument("--tile-size", type=_positive(16), help="tile edge in px (default: the model's)")
     p.add_argument("--overlap", type=_positive(0), help="overlap between tiles in px (default: the model's)")
-    p.add_argument("--batch-size", type=_positive(1), default=4, help="tiles per inference call (default 4)")
+    p.add_argument("--batch-size", type=_positive(1), help="tiles per inference call (default: 2 on the CPU, 4 on a GPU)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="execution device (default auto)")
     p.add_argument("--confidence", help="also write the maximum class probability to this GeoTIFF")
     p.add_argument("--bands", type=_bands, help="1-based input bands in the model's order, e.g. 1,2,3")
     p.add_argument("--threads", type=_positive(1), help="CPU threads for onnxruntime (default: all cores)")
     p.add_argument("--areas", help="also write the class-area table (class, pixels, km², %%) to this CSV")
-    p.add_argument("--model-output", type=int, default=0, metavar="N",
+    p.add_argument("--model-output", type=_positive(0), default=0, metavar="N",
                    help="for a network with several outputs: which one to read (default 0; the log says which)")
     p.add_argument("--tta", action="store_true", help="test-time augmentation: average over flips and 90° rotations (8× slower)")
     p.add_argument("--gsd", default="auto", help="the input's pixel size: auto (from its CRS), off (never resample "
@@ -429,32 +468,83 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _terminate(signum, frame):  # SIGTERM (timeout, schedulers, systemd) stops a run like Ctrl-C
+_stopped: list[int] = []  # the stop signals received
+
+
+def _terminate(signum, frame):  # SIGTERM (timeout, schedulers, systemd) and SIGHUP stop a run like Ctrl-C
+    _stopped.append(signum)
     raise KeyboardInterrupt
+
+
+def _malloc_for_streaming() -> None:
+    """On glibc, give freed large buffers back to the OS at once and keep two malloc arenas.
+
+    glibc's mmap threshold grows to the size of the largest buffer freed (up to 32 MB), after which tiles,
+    predictions and finalised rows come from the heap, where freed memory mostly stays; and every thread
+    (the reader, onnxruntime's) gets an arena of its own. A fixed 1 MB threshold and two arenas took the
+    peak RSS of a 100,000 px wide raster from 0.97 to 0.90 GB (bench/memory_width.py)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD
+        libc.mallopt(-8, 2)  # M_ARENA_MAX
+    except (OSError, AttributeError):  # not glibc
+        pass
 
 
 def main(argv: list[str] | None = None) -> int:
     from .engine.reader import gdal_cache
 
     args = build_parser().parse_args(argv)
-    previous = signal.signal(signal.SIGTERM, _terminate) if _main_thread() else None
+    if args.command == "classify":
+        _malloc_for_streaming()
+    stops = (signal.SIGTERM, signal.SIGHUP) if hasattr(signal, "SIGHUP") else (signal.SIGTERM,)
+    previous = {s: signal.signal(s, _terminate) for s in stops} if _main_thread() else {}
     try:
         with gdal_cache():
             return args.func(args)
     except LandcoverError as exc:
-        print(f"landcover: error: {exc}", file=sys.stderr)
+        if _stopped:
+            return _failed(exc)
+        print(f"landcover: error: {_one_line(str(exc))}", file=sys.stderr)
         return 2
     except (KeyboardInterrupt, Cancelled):
         print("landcover: interrupted; nothing was written", file=sys.stderr)
         return 130
     except BrokenPipeError:  # e.g. `landcover models | head`: the reader has gone, stop quietly
-        import os
-
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except Exception as exc:
+        return _failed(exc)
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for stop, handler in previous.items():
+            signal.signal(stop, handler)
+
+
+def _failed(exc: Exception) -> int:
+    """One line for an error no engine layer named: out of memory, a file error, or a bug."""
+    if _stopped:  # a stop signal arrived inside an import or a library, which turned it into another error
+        print("landcover: interrupted; nothing was written", file=sys.stderr)
+        return 130
+    from .outputs import os_error_text
+
+    if isinstance(exc, MemoryError):
+        print("landcover: error: out of memory: lower --batch-size or --tile-size, close other programs, or use a "
+              "machine with more memory", file=sys.stderr)
+        return 2
+    if isinstance(exc, OSError):  # a file error the engine did not name (it names its own): still one line
+        print(f"landcover: error: {os_error_text(exc)}", file=sys.stderr)
+        return 2
+    if os.environ.get("LANDCOVER_DEBUG"):  # a bug: one line, and the traceback on request
+        raise exc
+    print(f"landcover: internal error: {type(exc).__name__}: {_one_line(str(exc))} — please report it with the "
+          "command line (LANDCOVER_DEBUG=1 shows the traceback)", file=sys.stderr)
+    return 1
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split()) or "no details"
 
 
 def _main_thread() -> bool:

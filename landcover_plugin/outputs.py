@@ -9,6 +9,7 @@ next run writing into the same folder removes temporaries of this naming whose p
 """
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
@@ -24,16 +25,36 @@ def temp_name(target: Path) -> Path:
     return target.with_name(f".{target.name}.part{os.getpid()}")
 
 
-def _alive(pid: int) -> bool:
+def _started(pid: int) -> float | None:
+    """When process ``pid`` started (seconds since the epoch), from Linux's /proc; ``None`` elsewhere."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        ticks = int(stat[stat.rindex(")") + 2:].split()[19])  # field 22, after the command name
+        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+
+
+def _alive(pid: int, written: float | None = None) -> bool:
+    """Whether the process that wrote a temporary last modified at ``written`` may still be running: its
+    PID exists and (where the start time is known) it started before the file was last written."""
     if pid == os.getpid():
         return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:  # someone else's process: alive
+    except PermissionError:  # someone else's process: it exists
+        pass
+    except OverflowError:  # no such PID can exist
+        return False
+    if written is None:
         return True
-    return True
+    started = _started(pid)
+    # A process that started after the file was last written merely reuses the PID (a minute's tolerance: clock steps).
+    return started is None or started <= written + 60.0
 
 
 def remove_stale(folder: Path) -> list[Path]:
@@ -46,7 +67,11 @@ def remove_stale(folder: Path) -> list[Path]:
         return removed
     for entry in entries:
         match = _PART.match(entry.name)
-        if match and not _alive(int(match.group("pid"))):
+        try:
+            written = entry.lstat().st_mtime
+        except OSError:
+            continue
+        if match and not _alive(int(match.group("pid")), written):
             try:
                 shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
                 removed.append(entry)
@@ -55,19 +80,32 @@ def remove_stale(folder: Path) -> list[Path]:
     return removed
 
 
-def check_output_path(path: str | Path, what: str = "output", suffixes: tuple[str, ...] | None = None,
-                      inputs: tuple[str | Path, ...] = ()) -> Path:
-    """Validate an output path before any work; returns it as a ``Path``.
+def sidecars(path: str | Path, style: bool = True) -> list[Path]:
+    """The files written beside an output: GDAL's ``.aux.xml`` and, with ``style``, the ``.qml`` style."""
+    path = Path(path)
+    return [Path(f"{path}.aux.xml"), *([path.with_suffix(".qml")] if style else [])]
 
-    Raises ``LandcoverError`` when it is an existing folder, one of ``inputs``, its folder is missing or
-    not writable, or its extension is not one of ``suffixes``."""
+
+def check_output_path(path: str | Path, what: str = "output", suffixes: tuple[str, ...] | None = None,
+                      inputs: tuple[str | Path, ...] = (), beside: list[Path] | tuple[Path, ...] = ()) -> Path:
+    """Validate an output path, and the paths of the files written ``beside`` it (``sidecars``), before
+    any work; returns it as a ``Path``.
+
+    Raises ``LandcoverError`` when one of them is an existing folder or one of ``inputs``, the folder is
+    missing or not writable, or the extension is not one of ``suffixes``."""
     output = Path(path)
     if output.is_dir():
         raise LandcoverError(f"{what} {output} is an existing folder: give a file name inside it")
+    for other in beside:
+        if Path(other).is_dir():
+            raise LandcoverError(f"{other}, written beside the {what} {output}, is an existing folder: move it away "
+                                 f"or choose another {what} path")
     for source in inputs:
         source = Path(source)
-        if output.resolve() == source.resolve() or (output.exists() and source.exists() and os.path.samefile(output, source)):
-            raise LandcoverError(f"{what} {output} is an input: choose another {what} path (inputs are never overwritten)")
+        for target in (output, *beside):
+            target = Path(target)
+            if target.resolve() == source.resolve() or (target.exists() and source.exists() and os.path.samefile(target, source)):
+                raise LandcoverError(f"{what} {target} is an input: choose another {what} path (inputs are never overwritten)")
     folder = output.resolve().parent
     if not folder.is_dir():
         raise LandcoverError(f"{what} folder {folder} does not exist: create it or choose another {what} path")
@@ -76,6 +114,28 @@ def check_output_path(path: str | Path, what: str = "output", suffixes: tuple[st
     if suffixes and output.suffix.lower() not in suffixes:
         raise LandcoverError(f"{what} {output} must end in {' or '.join(suffixes)}: change the file extension")
     return output
+
+
+def os_error_text(exc: OSError) -> str:
+    """A file error in one line: what failed, on which file, and what to do."""
+    name = f" {exc.filename}" if exc.filename else ""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return (f"writing{name} failed ({reason}): the disk may be full — free some space or write elsewhere; "
+                "nothing was left behind")
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"cannot write{name} ({reason}): choose a folder you can write to"
+    if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+        return f"file or folder not found:{name or ' ' + reason} ({reason}): check the path"
+    return f"file error{name}: {reason}"
+
+
+def size_text(n: float) -> str:
+    """Bytes for people: ``"250 GB"``, ``"1.4 MB"``, ``"16 kB"``."""
+    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.3g} {unit}"
+    return f"{int(n)} bytes"
 
 
 def check_free_space(paths_and_bytes: dict[Path, int]) -> None:
@@ -88,8 +148,8 @@ def check_free_space(paths_and_bytes: dict[Path, int]) -> None:
     for folder, (size, names) in need.items():
         free = shutil.disk_usage(folder).free
         if size > free:
-            raise LandcoverError(f"{folder} has {free / 1e9:.2f} GB free but {', '.join(n.name for n in names)} "
-                                 f"need about {size / 1e9:.2f} GB: free some space or write elsewhere")
+            raise LandcoverError(f"{folder} has {size_text(free)} free but {', '.join(n.name for n in names)} "
+                                 f"need about {size_text(size)}: free some space or write elsewhere")
 
 
 class AtomicOutputs:
@@ -115,7 +175,12 @@ class AtomicOutputs:
 
     def commit(self) -> None:
         """Rename the temporaries to their targets, the first added (the main file) first; GDAL's
-        ``.aux.xml`` beside a temporary raster goes along with it."""
+        ``.aux.xml`` beside a temporary raster goes along with it. Every target is checked first, so a
+        folder in the way stops the commit before anything is renamed."""
+        for tmp, target in self.files:
+            for path, beside in ((target, tmp), (Path(f"{target}.aux.xml"), Path(f"{tmp}.aux.xml"))):
+                if path.is_dir() and not tmp.is_dir() and (path == target or beside.exists()):
+                    raise LandcoverError(f"{path} is an existing folder: move it away; nothing was written")
         for tmp, target in self.files:
             if tmp.is_dir():
                 if target.exists():
@@ -146,3 +211,5 @@ class AtomicOutputs:
     def __exit__(self, exc_type, exc, tb) -> None:
         if not self.committed:
             self.abort()
+        if isinstance(exc, OSError):  # a full disk, a size limit… while writing: one line, nothing left
+            raise LandcoverError(os_error_text(exc)) from None

@@ -27,7 +27,7 @@ from .errors import LandcoverError
 from .feedback import Feedback
 from .model.adapter import read_metadata, sha256
 from .model.registry import resolve_model
-from .outputs import AtomicOutputs, check_output_path, remove_stale
+from .outputs import AtomicOutputs, check_output_path, remove_stale, sidecars
 
 DEFAULT_PART_ROWS = 2048
 
@@ -79,9 +79,12 @@ def parse_scheduler(scheduler: str) -> int | None:
 
 
 def _client(scheduler: str):
+    workers = parse_scheduler(scheduler)
+    if workers:
+        # A failing part raises its one-line error here; the local workers must not also log it with a traceback.
+        os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "critical")
     from distributed import Client, LocalCluster
 
-    workers = parse_scheduler(scheduler)
     if workers:
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
         return Client(cluster), max(1, (os.cpu_count() or 1) // workers)
@@ -126,7 +129,7 @@ def classify_dask(params: ClassifyParams, scheduler: str, part_rows: int = DEFAU
         raise LandcoverError(f"part rows must be at least 1, got {part_rows}")
     input_path = Path(params.input)  # type: ignore[arg-type]
     suffixes = (".tif", ".tiff", ".vrt")
-    output = check_output_path(params.output, "output", suffixes, (input_path,))
+    output = check_output_path(params.output, "output", suffixes, (input_path,), sidecars(params.output))
     folder = output.with_name(output.name + ".parts")
     if folder.exists() and not folder.is_dir():
         raise LandcoverError(f"{folder} exists and is not a folder: move it away (the parts of a run go there)")
@@ -135,6 +138,16 @@ def classify_dask(params: ClassifyParams, scheduler: str, part_rows: int = DEFAU
     height = output_grid(params, suffixes).height  # validates the input, bands and resolution before any work
     ranges = plan_parts(height, part_rows)
     folder.mkdir(exist_ok=True)
+    try:
+        return _run_parts(params, scheduler, part_rows, feedback, input_path, output, folder, model_path, meta, ranges)
+    except BaseException:
+        if folder.is_dir() and not any(folder.glob("part_*.tif")):  # nothing finished to resume from: no trace
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
+def _run_parts(params: ClassifyParams, scheduler: str, part_rows: int, feedback: Feedback, input_path: Path, output: Path,
+               folder: Path, model_path: Path, meta, ranges: list[tuple[int, int]]) -> ScaleOutResult:
     remove_stale(folder)
     # Parts are reused only by a run with the same arguments (a different model or tiling would differ).
     fingerprint = {"input": str(input_path.resolve()), "model_sha256": sha256(model_path), "part_rows": part_rows,

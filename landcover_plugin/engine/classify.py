@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -25,16 +26,31 @@ from ..errors import LandcoverError
 from ..feedback import Feedback, RecordingFeedback
 from ..model.adapter import OnnxModel
 from ..model.registry import resolve_model
-from ..outputs import AtomicOutputs, check_free_space, check_output_path
+from ..outputs import AtomicOutputs, check_free_space, check_output_path, remove_stale, sidecars
 from .blend import RowAccumulator, finalize, tile_weights
 from .grid import Grid
 from .reader import open_source
 from .resample import GridResampler, ResolutionPlan, parse_gsd_option, plan_resolution, work_span
 from .source import RasterSource
-from .windows import PixelWindow, region_windows
+from .windows import PixelWindow, region_windows, starts
 from .writer import CLASSES_TAG, NODATA, ClassRasterWriter, classes_tag
 
-BLEND_BUDGET_MB = 256  # blending buffers of one strip (float32 planes); wider rasters go in column strips
+# Blending buffers of one strip (float32 planes); wider rasters go in column strips. 176 MiB holds 13 classes + weights
+# over 3,200 px of 1024 px tiles (flair-rgb's default; 6,400 px of 512 px tiles); with onnxruntime's activations
+# (about 350 MB for one 1024 px tile) and GDAL's cache it keeps a 100,000 px wide raster under 1 GB
+# (bench/memory_width.py: 0.92 GB).
+BLEND_BUDGET_MB = 176
+# Pixels per inference call when no batch size is given, in 512 px tiles. On the CPU a batch of 2 such tiles costs the
+# same CPU time per tile as 4 (flair-rgb: 0.195 vs 0.189 s, medians of 5 interleaved rounds) and holds half the
+# activation memory (onnxruntime keeps its peak); a GPU gains from larger batches and its memory is its own.
+DEFAULT_BATCH = {"CPUExecutionProvider": 2}
+DEFAULT_BATCH_OTHER = 4
+
+
+def default_batch_size(provider: str, tile_px: int = 512) -> int:
+    """Tiles per inference call for ``provider`` when the user gives none: ``DEFAULT_BATCH`` tiles of
+    512 px, i.e. the same pixels (at least one tile) for other tile sizes (a 1024 px tile: 1 on the CPU)."""
+    return max(1, DEFAULT_BATCH.get(provider, DEFAULT_BATCH_OTHER) * 512 * 512 // (tile_px * tile_px))
 READ_ERRORS = ("fail", "nodata")
 
 
@@ -49,14 +65,15 @@ class ClassifyParams:
     grid), ``model`` (the model's GSD) or a pixel size in metres; ``row_range`` ``(y0, y1)``: write only
     those output rows, computed from exactly the windows of the whole raster's grid that touch them (a
     part for scale-out: parts equal the same rows of a whole run); ``on_read_error``: ``fail``, or
-    ``nodata`` (an unreadable window is left as nodata and reported); ``areas``: class-area CSV."""
+    ``nodata`` (an unreadable window is left as nodata and reported); ``areas``: class-area CSV;
+    ``batch_size``: tiles per inference call (``None``: ``default_batch_size`` for the execution provider)."""
 
     input: str | Path | RasterSource
     output: str | Path
     model: str | Path | None = None
     tile_size_px: int | None = None
     overlap_px: int | None = None
-    batch_size: int = 4
+    batch_size: int | None = None
     device: str = "auto"
     confidence: str | Path | None = None
     bands: tuple[int, ...] | None = None
@@ -187,25 +204,31 @@ def blended_rows(src: RasterSource, model: OnnxModel, tiling: Tiling, region: tu
     def read_row(row: list[PixelWindow]):
         return [read(w) for w in row]
 
+    def blend_row(row: list[PixelWindow], tiles: list[tuple[Any, Any]]) -> None:
+        """Infer and blend one row of windows; its tiles and predictions are freed on return, before the
+        released rows are finalised (they would otherwise add to the peak)."""
+        work = [(w, d, v, v.all()) for w, (d, v) in zip(row, tiles) if v is not None and v.any()]
+        tiles.clear()
+        for batch in _batches(work, batch_size):
+            feedback.check_cancelled()
+            x = np.stack([d if full else np.where(v, d, np.asarray(fill, d.dtype)) for _, d, v, full in batch])
+            if stats is not None:
+                lo, hi = x.min(), x.max()
+                stats.checked += sum(int(v.sum()) for _, _, v, _ in batch)
+                if lo < low or hi > high:
+                    stats.out_of_range += sum(int((((d < low) | (d > high)).any(axis=0) & v).sum()) for _, d, v, _ in batch)
+            probs = model.predict(x, tta)
+            for (w, _, v, full), p in zip(batch, probs):
+                weight = tile_weights(w, src.width, src.height, tiling.padding_px)
+                acc.add(w, p, weight if full else weight * v)
+
     with ThreadPoolExecutor(1) as pool:
         pending = pool.submit(read_row, rows[0])
         for i, row in enumerate(rows):
             tiles = pending.result()
             if i + 1 < len(rows):
                 pending = pool.submit(read_row, rows[i + 1])
-            work = [(w, d, v, v.all()) for w, (d, v) in zip(row, tiles) if v is not None and v.any()]
-            for batch in _batches(work, batch_size):
-                feedback.check_cancelled()
-                x = np.stack([d if full else np.where(v, d, np.asarray(fill, d.dtype)) for _, d, v, full in batch])
-                if stats is not None:
-                    lo, hi = x.min(), x.max()
-                    stats.checked += sum(int(v.sum()) for _, _, v, _ in batch)
-                    if lo < low or hi > high:
-                        stats.out_of_range += sum(int((((d < low) | (d > high)).any(axis=0) & v).sum()) for _, d, v, _ in batch)
-                probs = model.predict(x, tta)
-                for (w, _, v, full), p in zip(batch, probs):
-                    weight = tile_weights(w, src.width, src.height, tiling.padding_px)
-                    acc.add(w, p, weight if full else weight * v)
+            blend_row(row, tiles)
             done += len(row)
             a, b = progress_span
             feedback.progress(a + (b - a) * done / total)
@@ -224,10 +247,18 @@ def blended_rows(src: RasterSource, model: OnnxModel, tiling: Tiling, region: tu
     feedback.check_cancelled()
 
 
-def strips(width: int, max_width: int) -> list[tuple[int, int]]:
-    """Column ranges ``[(x0, x1), ...]`` of at most ``max_width`` px covering ``0..width``, of equal width."""
+def strips(width: int, max_width: int, window_starts: list[int] | None = None) -> list[tuple[int, int]]:
+    """Column ranges ``[(x0, x1), ...]`` of at most ``max_width`` px covering ``0..width``, of about equal
+    width. With ``window_starts`` (the window grid's column offsets) every inner edge is put on a
+    window's start where one is near: then only that window column is run for both strips beside the
+    edge (an edge elsewhere falls under two overlapping windows, each run twice)."""
     n = max(1, math.ceil(width / max(max_width, 1)))
     edges = [round(i * width / n) for i in range(n + 1)]
+    if window_starts:
+        for i in range(1, n):
+            near = min(window_starts, key=lambda c: abs(c - edges[i]))
+            if edges[i - 1] < near < edges[i + 1] and near - edges[i - 1] <= max_width and edges[i + 1] - near <= max_width:
+                edges[i] = near
     return list(zip(edges[:-1], edges[1:]))
 
 
@@ -306,7 +337,8 @@ def classify_rows(native: RasterSource, plan: Plan, model: OnnxModel, tiling: Ti
     values = np.asarray(meta.class_values, np.uint8)
     resampled = ratio != 1.0
     widest = strip_width(meta.num_classes, tiling.tile_size_px, resampled)
-    columns = strips(out.width, max(1, int(widest / ratio)) if resampled else widest)
+    columns = (strips(out.width, max(1, int(widest / ratio))) if resampled
+               else strips(out.width, widest, starts(work.width, tiling.tile_size_px, tiling.overlap_px)))
     y0, y1 = rows
     for i, (x0, x1) in enumerate(columns):
         span = (i / len(columns), (i + 1) / len(columns))
@@ -341,6 +373,7 @@ class Run:
     confidence: Path | None
     areas: Path | None
     owns_source: bool
+    batch_size: int = DEFAULT_BATCH_OTHER
 
     def close(self) -> None:
         if self.plan.work is not self.native:
@@ -360,12 +393,15 @@ def prepare(params: ClassifyParams, suffixes: tuple[str, ...] = (".tif", ".tiff"
     if input_path is not None and not input_path.exists():
         raise LandcoverError(f"input raster not found: {input_path}")
     inputs = (input_path,) if input_path else ()
-    output = check_output_path(params.output, "output", suffixes, inputs)
-    conf_path = check_output_path(params.confidence, "confidence output", (".tif", ".tiff"), inputs) if params.confidence else None
+    output = check_output_path(params.output, "output", suffixes, inputs, sidecars(params.output))
+    conf_path = (check_output_path(params.confidence, "confidence output", (".tif", ".tiff"), inputs,
+                                   sidecars(params.confidence, style=False)) if params.confidence else None)
     areas = check_output_path(params.areas, "class-area CSV", (".csv",), inputs) if params.areas else None
     written = [p for p in (output, conf_path, areas) if p is not None]
     if len({p.resolve() for p in written}) < len(written):
         raise LandcoverError("the class output, confidence output and class-area CSV must be different files")
+    for folder in {p.resolve().parent for p in written}:
+        remove_stale(folder)  # temporaries of killed runs (kill -9, power loss) in the folders written to
     model = OnnxModel(resolve_model(params.model), params.device, params.threads, params.model_output)
     meta = model.meta
     tiling = Tiling(params.tile_size_px or meta.tile_size_px, meta.overlap_px if params.overlap_px is None else params.overlap_px,
@@ -376,17 +412,55 @@ def prepare(params: ClassifyParams, suffixes: tuple[str, ...] = (".tif", ".tiff"
     if tiling.overlap_px < 2 * tiling.padding_px:
         raise LandcoverError(f"overlap {tiling.overlap_px} px must be at least twice the model's padding "
                              f"({tiling.padding_px} px): raise --overlap")
+    fixed = model.fixed_size[0]
+    if fixed is not None and tiling.tile_size_px > fixed:
+        raise LandcoverError(f"tile size {tiling.tile_size_px} px is larger than the network's fixed input of {fixed} px: "
+                             f"use --tile-size {fixed} (or less)")
     if isinstance(params.input, RasterSource):
         native, owns = params.input, False
     else:
         native, owns = open_source(input_path, model.num_bands, meta.input_bands, params.bands), True
+    batch_size = params.batch_size or default_batch_size(model.provider, tiling.tile_size_px)
     try:
         plan = plan_grids(native, model, gsd, output_resolution)
+        check_tile_memory(tiling, plan.work, model, batch_size, params.tta)
     except BaseException:
         if owns:
             native.close()
         raise
-    return Run(params, model, tiling, native, plan, output, conf_path, areas, owns)
+    return Run(params, model, tiling, native, plan, output, conf_path, areas, owns, batch_size)
+
+
+def tile_memory(tiling: Tiling, work: RasterSource, model: OnnxModel, batch_size: int, tta: bool = False) -> int:
+    """Bytes a batch needs outside the network itself: raw and normalised tiles, probabilities (and
+    their TTA sum), and the blending buffers of the narrowest strip (two windows wide). Windows are
+    clipped to the raster, so a tile larger than the raster costs only the raster."""
+    h, w = min(tiling.tile_size_px, work.height), min(tiling.tile_size_px, work.width)
+    ph, pw = model.padded_size(h, w)
+    k, c = model.meta.num_classes, (model.num_bands or 1) * model.meta.band_repeat
+    per_tile = 4 * ph * pw * (2 * c + (3 if tta else 2) * max(k, 2))
+    blending = 4 * (k + 1) * h * min(2 * w, work.width)
+    return batch_size * per_tile + blending
+
+
+def check_tile_memory(tiling: Tiling, work: RasterSource, model: OnnxModel, batch_size: int, tta: bool = False) -> None:
+    """Raise ``LandcoverError`` when a batch of tiles could not fit in half of this machine's memory."""
+    need = tile_memory(tiling, work, model, batch_size, tta)
+    total = physical_memory()
+    if total and need > total // 2:
+        raise LandcoverError(f"tile size {tiling.tile_size_px} px with batches of {batch_size} needs about {need / 2 ** 30:.1f} GiB "
+                             f"of memory before the network's own, more than half of this machine's {total / 2 ** 30:.1f} GiB: "
+                             "lower --tile-size or --batch-size")
+
+
+def physical_memory() -> int | None:
+    """The machine's RAM in bytes (``None`` when the OS does not say)."""
+    import os
+
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return None
 
 
 def output_grid(params: ClassifyParams, suffixes: tuple[str, ...] = (".tif", ".tiff")) -> Grid:
@@ -439,10 +513,11 @@ def classify(params: ClassifyParams, feedback: Feedback | None = None) -> Classi
         }
         with AtomicOutputs() as outputs:
             with ClassRasterWriter(outputs, output, meta, out.sub(0, y0, out.width, rows), tags, conf_path) as writer:
-                for x, y, classes, confidence in classify_rows(native, plan, model, tiling, (y0, y1), fb, params.batch_size,
+                for x, y, classes, confidence in classify_rows(native, plan, model, tiling, (y0, y1), fb, run.batch_size,
                                                                params.tta, params.on_read_error, stats):
                     writer.write(y - y0, x, classes, confidence)
-                    counts += np.bincount(classes.ravel(), minlength=256)
+                    for r in range(0, len(classes), 64):  # bincount counts in int64: a few rows at a time
+                        counts += np.bincount(classes[r:r + 64].ravel(), minlength=256)
                 if stats.out_of_range:
                     share = stats.out_of_range / max(stats.checked, 1)
                     fb.warning(f"{stats.out_of_range:,} valid pixels ({share:.1%}) lie outside the model's input range "
@@ -453,6 +528,9 @@ def classify(params: ClassifyParams, feedback: Feedback | None = None) -> Classi
                 if stats.read_errors:
                     fb.warning(f"{len(stats.read_errors)} window(s) could not be read and are nodata; first: "
                                f"{stats.read_errors[0]}")
+                if not counts[:NODATA].any():
+                    fb.warning("no valid pixel: the input is nodata (or alpha 0) everywhere it was read, so the whole "
+                               "output is nodata; check the input's nodata value and mask")
                 writer.close(small_segment_px=meta.small_segment_px,
                              extra_tags={"LANDCOVER_WARNINGS": " | ".join(fb.warnings)} if fb.warnings else None)
             class_pixels = {n: int(counts[v]) for v, n in zip(meta.class_values, meta.class_names)}

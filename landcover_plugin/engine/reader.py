@@ -26,19 +26,44 @@ _COLORS = {gdal.GCI_RedBand: "red", gdal.GCI_GreenBand: "green", gdal.GCI_BlueBa
            gdal.GCI_AlphaBand: "alpha", gdal.GCI_GrayIndex: "gray", gdal.GCI_PaletteIndex: "palette"}
 
 
+_recorders = threading.local()
+
+
+class _FirstFailure:
+    """A GDAL error handler that prints nothing and keeps the first failure's message: the cause (e.g.
+    "No space left on device"), where GDAL's last message is often a consequence."""
+
+    def __init__(self) -> None:
+        self.message: str | None = None
+
+    def __call__(self, err_class: int, err_no: int, message: str) -> None:
+        if err_class >= gdal.CE_Failure and self.message is None:
+            self.message = message
+
+
 @contextmanager
 def gdal_errors() -> Iterator[None]:
     """GDAL messages are kept quiet (no "ERROR 1:" lines on stderr); callers check results and report
-    ``gdal.GetLastErrorMsg()`` themselves. The handler stack and the last error are per thread."""
-    gdal.PushErrorHandler("CPLQuietErrorHandler")
+    ``last_error()`` themselves (the first failure inside the block). The handler stack and the last
+    error are per thread."""
+    recorder = _FirstFailure()
+    stack = getattr(_recorders, "stack", None)
+    if stack is None:
+        stack = _recorders.stack = []
+    stack.append(recorder)
+    gdal.PushErrorHandler(recorder)
     gdal.ErrorReset()
     try:
         yield
     finally:
         gdal.PopErrorHandler()
+        stack.pop()
 
 
-GDAL_CACHE_MB = 128  # GDAL's block cache defaults to 5 % of RAM and fills as a large raster is read; the engine streams
+# GDAL's block cache defaults to 5 % of RAM and fills as a large raster is read; the engine streams. A strip's row of
+# windows needs at most about 25 MB of decoded blocks (9,000 px × 640 rows × 3 bands) and the writer a few MB of
+# blocks being filled, so 48 MB keeps every overlap read from the cache.
+GDAL_CACHE_MB = 48
 
 
 @contextmanager
@@ -54,7 +79,11 @@ def gdal_cache(megabytes: int = GDAL_CACHE_MB) -> Iterator[None]:
 
 
 def last_error(default: str = "no reason given") -> str:
-    return (gdal.GetLastErrorMsg() or default).strip().splitlines()[0][:300]
+    """GDAL's reason for the failure at hand, one line: the first failure inside the innermost
+    ``gdal_errors()`` block of this thread, else GDAL's last message."""
+    stack = getattr(_recorders, "stack", None)
+    first = stack[-1].message if stack else None
+    return ((first or gdal.GetLastErrorMsg() or default).strip().splitlines() or [default])[0][:300]
 
 
 def open_raster(path: str | Path, what: str = "input", update: bool = False) -> gdal.Dataset:
@@ -66,7 +95,10 @@ def open_raster(path: str | Path, what: str = "input", update: bool = False) -> 
         raise LandcoverError(f"{what} raster not found: {path}")
     flags = gdal.OF_RASTER | (gdal.OF_UPDATE if update else gdal.OF_READONLY)
     with gdal_errors():
-        ds = gdal.OpenEx(str(path), flags)
+        try:
+            ds = gdal.OpenEx(str(path), flags)
+        except RuntimeError:  # GDAL's exceptions switched on by some other code in this process (QGIS plugins)
+            ds = None
         if ds is None or ds.RasterCount == 0:
             raise LandcoverError(f"{what} {path} is not a raster GDAL can read ({last_error('no raster band')}): "
                                  "give a GeoTIFF, VRT, JPEG, PNG or other GDAL raster")
@@ -90,18 +122,35 @@ def image_bands(ds: gdal.Dataset) -> tuple[int, ...]:
     return tuple(i + 1 for i, c in enumerate(color_names(ds)) if c != "alpha") or (1,)
 
 
+@contextmanager
+def _strict_decoding() -> Iterator[None]:
+    """In this thread, make libjpeg's warnings errors: a truncated or damaged JPEG otherwise decodes "successfully"
+    with grey where the data is missing, a silently wrong map."""
+    before = gdal.GetThreadLocalConfigOption("GDAL_ERROR_ON_LIBJPEG_WARNING", None)
+    gdal.SetThreadLocalConfigOption("GDAL_ERROR_ON_LIBJPEG_WARNING", "TRUE")
+    try:
+        yield
+    finally:
+        gdal.SetThreadLocalConfigOption("GDAL_ERROR_ON_LIBJPEG_WARNING", before)
+
+
 def read_window(ds: gdal.Dataset | gdal.Band, bands: tuple[int, ...], w: PixelWindow, name: str) -> np.ndarray:
     """Values ``(C, h, w)`` of ``bands`` of a dataset (or of a single band: ``bands`` ignored) in window
     ``w``. Raises ``LandcoverError`` naming the file, the window and what GDAL said when the read fails
     (a damaged tile, a truncated file, a moved source)."""
-    with gdal_errors():
-        if isinstance(ds, gdal.Band):
-            data = ds.ReadAsArray(w.col, w.row, w.width, w.height)
+    with gdal_errors(), _strict_decoding():
+        try:
+            if isinstance(ds, gdal.Band):
+                data = ds.ReadAsArray(w.col, w.row, w.width, w.height)
+            else:
+                data = ds.ReadAsArray(w.col, w.row, w.width, w.height, band_list=list(bands))
+        except RuntimeError as exc:  # GDAL's exceptions switched on elsewhere in the process
+            data, reason = None, str(exc).strip().splitlines()[0][:300] if str(exc).strip() else None
         else:
-            data = ds.ReadAsArray(w.col, w.row, w.width, w.height, band_list=list(bands))
+            reason = None
         if data is None:
             raise LandcoverError(f"cannot read window {w.width}×{w.height} px at column {w.col}, row {w.row} of {name} "
-                                 f"({last_error()}): the file is damaged or a file it refers to is missing; repair or "
+                                 f"({reason or last_error()}): the file is damaged or a file it refers to is missing; repair or "
                                  "re-create it (gdal_translate), or pass --on-read-error nodata to leave a hole there")
     return data[None] if data.ndim == 2 else data
 
@@ -189,6 +238,11 @@ def open_source(path: str | Path, needed: int, names: tuple[str, ...] | None,
     path = Path(path)
     ds = open_raster(path)
     chosen, note, luma = choose_bands(color_names(ds), needed, names, bands)
+    for b in chosen:
+        kind = gdal.GetDataTypeName(ds.GetRasterBand(b).DataType)
+        if gdal.DataTypeIsComplex(ds.GetRasterBand(b).DataType):
+            raise LandcoverError(f"band {b} of {path} holds complex numbers ({kind}): Landcover classifies real-valued "
+                                 "bands; convert them first (e.g. the amplitude: gdal_calc.py --calc 'abs(A)')")
     return GdalSource(ds, str(path), chosen, note, luma, key=(str(path.resolve()), chosen))
 
 

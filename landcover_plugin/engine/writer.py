@@ -51,9 +51,14 @@ def _rgb(color: str) -> tuple[int, int, int]:
 
 def qml_style(meta: ModelMetadata) -> str:
     """A QGIS style (paletted/unique-values renderer) whose legend lists the classes in colour."""
-    entries = "\n".join(
-        f'        <paletteEntry value="{v}" color="{c}" alpha="255" label={quoteattr(n)}/>'
-        for v, c, n in zip(meta.class_values, meta.class_colors, meta.class_names))
+    return paletted_qml(list(zip(meta.class_values, meta.class_colors, meta.class_names)))
+
+
+def paletted_qml(entries: list[tuple[int, str, str]]) -> str:
+    """A QGIS paletted style for band 1 with ``entries`` (value, ``#rrggbb``, label); values not listed
+    are transparent."""
+    lines = "\n".join(f'        <paletteEntry value="{v}" color="{c}" alpha="255" label={quoteattr(n)}/>'
+                      for v, c, n in entries)
     return f"""<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
 <qgis version="3.22.0" styleCategories="Symbology">
   <pipe>
@@ -68,7 +73,7 @@ def qml_style(meta: ModelMetadata) -> str:
         <stdDevFactor>2</stdDevFactor>
       </minMaxOrigin>
       <colorPalette>
-{entries}
+{lines}
       </colorPalette>
       <colorramp type="randomcolors" name="[source]"/>
     </rasterrenderer>
@@ -100,7 +105,9 @@ def category_names(meta: ModelMetadata) -> list[str]:
     return names
 
 
-def _create(path: Path, grid: Grid, data_type: int, options: list[str], what: str) -> gdal.Dataset:
+def create_gtiff(path: Path, grid: Grid, data_type: int, options: list[str], what: str) -> gdal.Dataset:
+    """A new one-band GeoTIFF on ``grid``. Raises ``LandcoverError`` naming ``what`` when GDAL cannot
+    create it."""
     with gdal_errors():
         ds = gdal.GetDriverByName("GTiff").Create(str(path), grid.width, grid.height, 1, data_type, options=options)
         if ds is None:
@@ -140,7 +147,7 @@ class ClassRasterWriter:
                  tags: dict[str, str], confidence: str | Path | None = None):
         self.outputs, self.path, self.meta = outputs, Path(path), meta
         self.tmp = outputs.add(self.path)
-        self.dst = _create(self.tmp, grid, gdal.GDT_Byte, GTIFF, "class raster")
+        self.dst = create_gtiff(self.tmp, grid, gdal.GDT_Byte, GTIFF, "class raster")
         self.dst.SetMetadata(tags)
         band = self.dst.GetRasterBand(1)
         band.SetNoDataValue(NODATA)
@@ -150,7 +157,7 @@ class ClassRasterWriter:
         self.conf_path = Path(confidence) if confidence else None
         self.conf = None
         if self.conf_path:
-            self.conf = _create(outputs.add(self.conf_path), grid, gdal.GDT_Float32, [*GTIFF, "PREDICTOR=3"],
+            self.conf = create_gtiff(outputs.add(self.conf_path), grid, gdal.GDT_Float32, [*GTIFF, "PREDICTOR=3"],
                                 "confidence raster")
             self.conf.SetMetadata(tags)
             self.conf.GetRasterBand(1).SetNoDataValue(CONFIDENCE_NODATA)

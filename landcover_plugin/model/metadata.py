@@ -252,8 +252,10 @@ def _number(props: Mapping[str, str], key: str, kind=float, positive: bool = Tru
 
 def _float_list(props: Mapping[str, str], key: str, length: int | None = None) -> tuple[float, ...]:
     value = _load(props, key)
-    if not isinstance(value, list) or not value or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
-        raise ModelError(f"model metadata key '{key}' must be a JSON list of numbers, got {props[key]!r}: fix the model's metadata")
+    if not isinstance(value, list) or not value or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                           and math.isfinite(v) for v in value):
+        raise ModelError(f"model metadata key '{key}' must be a JSON list of finite numbers, got {props[key]!r}: fix the "
+                         "model's metadata")
     if length is not None and len(value) != length:
         raise ModelError(f"model metadata key '{key}' has {len(value)} entries but the model has {length}: fix the model's metadata")
     return tuple(float(v) for v in value)

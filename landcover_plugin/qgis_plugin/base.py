@@ -187,22 +187,30 @@ class LandcoverAlgorithm(QgsProcessingAlgorithm):
 
     @staticmethod
     def run_engine(feedback: QgsProcessingFeedback, work: Callable[[Feedback], Any]) -> Any:
-        """Run ``work(engine_feedback)``: a ``LandcoverError`` becomes a ``QgsProcessingException`` (one
-        line in the log, the algorithm fails); so does a Python package the work needs and QGIS' Python
-        lacks (the missing-dependency message, never a traceback); a cancel returns ``None`` after
-        saying that nothing was written (every algorithm then returns no outputs)."""
+        """Run ``work(engine_feedback)``: a ``LandcoverError`` (or a file error, or running out of memory)
+        becomes a ``QgsProcessingException`` (one line in the log, the algorithm fails); so does a Python
+        package the work needs and QGIS' Python lacks (the missing-dependency message, never a
+        traceback); a cancel returns ``None`` after saying that nothing was written (every algorithm then
+        returns no outputs)."""
         try:
             return work(ProcessingFeedback(feedback))
         except Cancelled:
             feedback.pushInfo("Cancelled: nothing was written.")
             return None
         except LandcoverError as exc:
-            raise QgsProcessingException(str(exc)) from None
+            raise QgsProcessingException(" ".join(str(exc).split())) from None
         except ImportError as exc:
             message = missing_package_message(exc)
             if message is None:
                 raise
             raise QgsProcessingException(message) from None
+        except MemoryError:
+            raise QgsProcessingException("out of memory: lower the tile size or the batch size, or close other "
+                                         "programs") from None
+        except OSError as exc:  # a file error the engine did not name itself
+            from ..outputs import os_error_text
+
+            raise QgsProcessingException(os_error_text(exc)) from None
 
     def style_on_load(self, context, output: str, qml: str, name: str | None = None) -> None:
         """Style ``output`` with ``qml`` (and rename it) if QGIS is to load it on completion."""

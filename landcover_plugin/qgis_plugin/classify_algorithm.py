@@ -48,7 +48,7 @@ class ClassifyAlgorithm(LandcoverAlgorithm):
         'bundled model\'s name (<i>flair-rgb</i>, the default: 0.2 m RGB aerial imagery, 13 FLAIR classes; '
         '<i>dubai-rgb</i>, <i>dubai-grey</i>), a model added in the model manager, or an ONNX file path.'
         "<br><b>Tile size / overlap</b>: px; leave empty for the model's defaults.<br><b>Batch "
-        'size</b>: tiles per inference call.<br><b>Device</b>: auto uses CUDA when onnxruntime offers it;'
+        'size</b>: tiles per inference call (empty: 2 on the CPU, 4 on a GPU).<br><b>Device</b>: auto uses CUDA when onnxruntime offers it;'
         " the log says which execution provider ran.<br><b>Resampling</b>: auto reads the input at the "
         "model's ground pixel size (GSD) and resamples the probabilities back before the argmax; "
         "<b>Input GSD</b> overrides the pixel size the input's metadata states.<br><b>Output grid</b>: the "
@@ -63,8 +63,9 @@ class ClassifyAlgorithm(LandcoverAlgorithm):
                                                        QgsProcessingParameterNumber.Integer, optional=True, minValue=16))
         self.addParameter(QgsProcessingParameterNumber(self.OVERLAP, "Overlap (px; empty = model default)",
                                                        QgsProcessingParameterNumber.Integer, optional=True, minValue=0))
-        self.addParameter(QgsProcessingParameterNumber(self.BATCH_SIZE, "Batch size (tiles per inference)",
-                                                       QgsProcessingParameterNumber.Integer, defaultValue=4, minValue=1))
+        self.addParameter(QgsProcessingParameterNumber(self.BATCH_SIZE, "Batch size (tiles per inference; empty = 2 on the CPU, "
+                                                       "4 on a GPU)", QgsProcessingParameterNumber.Integer, optional=True,
+                                                       minValue=1))
         self.addParameter(QgsProcessingParameterEnum(self.DEVICE, "Device", options=DEVICES, defaultValue=0))
         self.addParameter(QgsProcessingParameterBoolean(self.TTA, "Test-time augmentation (8× slower)",
                                                         defaultValue=False))
@@ -114,7 +115,7 @@ class ClassifyAlgorithm(LandcoverAlgorithm):
             input=self.source, output=output, model=self.model_value(parameters, self.MODEL, context),
             tile_size_px=self.optional_int(parameters, self.TILE_SIZE, context),
             overlap_px=self.optional_int(parameters, self.OVERLAP, context),
-            batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context),
+            batch_size=self.optional_int(parameters, self.BATCH_SIZE, context),
             device=self.device(parameters, self.DEVICE, context), confidence=confidence,
             tta=self.parameterAsBool(parameters, self.TTA, context),
             gsd="off" if resample == 1 else (self.parameterAsDouble(parameters, self.INPUT_GSD, context)

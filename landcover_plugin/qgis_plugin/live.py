@@ -47,7 +47,7 @@ class LiveTask(QgsTask):
 
     def __init__(self, session: LiveSession, bounds: tuple[float, float, float, float], screen_units: float,
                  path: Path, provider=None):
-        super().__init__("Landcover live view", QgsTask.CanCancel)
+        super().__init__("Landcover live view", QgsTask.CanCancel | QgsTask.CancelWithoutPrompt)  # never holds up quitting QGIS
         self.session, self.bounds, self.screen_units, self.path, self.provider = session, bounds, screen_units, path, provider
         self.view = None
         self.error = None

@@ -68,6 +68,5 @@ class TrainAlgorithm(LandcoverAlgorithm):
         if done is None:
             return {}
         summary, run_dir = done
-        feedback.pushInfo(f"Validation mIoU {summary['val_miou']:.4f} (step {summary['best_step']}), "
-                          f"{summary['train_seconds'] / 60:.1f} min; model {output}")
-        return {self.OUTPUT: str(output), "VAL_MIOU": summary["val_miou"], "RUN_DIR": str(run_dir)}
+        feedback.pushInfo(summary.summary())
+        return {self.OUTPUT: str(output), "VAL_MIOU": summary.val_miou, "RUN_DIR": str(run_dir)}

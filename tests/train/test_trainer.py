@@ -10,11 +10,11 @@ torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
 
 from landcover_plugin.engine.classify import ClassifyParams, classify  # noqa: E402
+from landcover_plugin.errors import LandcoverError  # noqa: E402
 from landcover_plugin.model.adapter import OnnxModel  # noqa: E402
 from landcover_plugin.train.config import load_config  # noqa: E402
-from landcover_plugin.train.trainer import metadata_for, normalise, train  # noqa: E402
 from landcover_plugin.train.network import EfficientLiteUNet  # noqa: E402
-from landcover_plugin.errors import LandcoverError  # noqa: E402
+from landcover_plugin.train.trainer import metadata_for, normalise, train  # noqa: E402
 from tests.fixtures import REPO  # noqa: E402
 
 
@@ -35,7 +35,7 @@ def test_few_steps_write_a_run_folder_and_a_model_classify_runs(tmp_path, tiny_c
     with open(tmp_path / "run" / "metrics.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert [r["step"] for r in rows] == ["2", "4"]
-    assert 0 <= summary["val_miou"] <= 1 and summary["best_step"] in (2, 4)
+    assert 0 <= summary.val_miou <= 1 and summary.best_step in (2, 4)
     assert (tmp_path / "run" / "best.pt").exists() and (tmp_path / "tiny.md").exists()
     meta = OnnxModel(out, "cpu").meta
     assert meta.class_names[0] == "building" and meta.gsd_m == 0.2 and meta.class_values[-1] == 13
@@ -116,7 +116,7 @@ def test_fpn_with_dice_focal_smoothing_jitter_cosine_trains_and_exports(tmp_path
     config = replace(tiny_config, architecture="fpn", loss={"ce": 1.0, "dice": 1.0, "focal": 0.5}, label_smoothing=0.1,
                      scale_jitter=(0.75, 1.33), schedule="cosine", steps=6, eval_every=2)
     summary = train(config, tmp_path / "fpn.onnx", tmp_path / "run", info=lambda m: None)
-    assert summary["architecture"] == "fpn" and summary["loss"] == {"ce": 1.0, "dice": 1.0, "focal": 0.5}
+    assert summary.architecture == "fpn" and summary.loss == {"ce": 1.0, "dice": 1.0, "focal": 0.5}
     card = (tmp_path / "fpn.md").read_text()
     assert "FPN" in card and "1×CE (label smoothing 0.1) + 1×Dice + 0.5×focal (γ 2) (class-weighted)" in card
     assert "scale jitter 0.75–1.33" in card and "cosine" in card
@@ -151,7 +151,7 @@ def test_early_stopping_nan_loss_and_lr_finder(tmp_path, tiny_config, monkeypatc
     monkeypatch.setattr(trainer, "scores", lambda cm: {**real_scores(cm), "miou": next(scores)})
     summary = train(replace(tiny_config, steps=8, eval_every=2, early_stop_patience=1), tmp_path / "e.onnx",
                     tmp_path / "early", info=lambda m: None)
-    assert summary["stopped_early_at"] == 4 and summary["best_step"] == 2
+    assert summary.stopped_early_at == 4 and summary.best_step == 2
     monkeypatch.setattr(trainer, "scores", real_scores)
     # NaN loss at step 3: stop with a message, no model, the step-2 checkpoint kept
     real_loss = trainer.make_loss
