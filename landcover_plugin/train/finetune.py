@@ -566,8 +566,8 @@ def finetune(params: FinetuneParams, feedback: Feedback | None = None) -> Finetu
     for path, what in ((image, "image"), (labels, "labels")):
         if not path.exists():
             raise LandcoverError(f"{what} not found: {path}")
-    output = check_output_path(params.output, "output model", (".onnx",), (image, labels))
-    card = output.with_suffix(".md")
+    card = Path(params.output).with_suffix(".md")
+    output = check_output_path(params.output, "output model", (".onnx",), (image, labels), beside=(card,))
     if params.train_layers not in TRAIN_LAYERS:
         raise LandcoverError(f"train_layers must be one of {', '.join(TRAIN_LAYERS)}, got {params.train_layers!r}")
     if params.steps is not None and (not isinstance(params.steps, int) or params.steps < 1):
