@@ -7,7 +7,7 @@ APT_PACKAGES := qgis python3-qgis qgis-providers python3-rasterio python3-gdal g
 STAMP := $(VENV)/.setup-stamp
 export QT_QPA_PLATFORM ?= offscreen
 
-.PHONY: setup demo test test-fast check package resources clean train-flair train-dubai train-dubai-grey screenshots bench live-bench change-demo change-bench
+.PHONY: setup demo test test-fast check package resources clean train-flair train-dubai train-dubai-grey screenshots bench live-bench change-demo change-bench finetune-bench finetune-shots
 
 setup: $(STAMP) landcover_plugin/resources.py
 
@@ -107,6 +107,16 @@ change-demo: setup
 	  LANDCOVER_CHANGE=$(CURDIR)/out/change_demo/change.tif LANDCOVER_SCREENSHOT=$(CURDIR)/docs/change_qgis.png QT_QPA_PLATFORM=xcb \
 	  timeout 240 xvfb-run -a -s "-screen 0 1600x1000x24" qgis --profiles-path build/qgis-profile-change --nologo \
 	  --noversioncheck --code docs/screenshot_change.py
+
+# Adapt a model: dubai-rgb fine-tuned on squares drawn in one half of a FLAIR Z4 window, scored on the other half
+# (README, docs/finetune.md), with the default budget; and the loop in the QGIS desktop with its screenshots in docs/.
+finetune-bench: setup
+	mkdir -p out
+	$(PY) bench/finetune_gain.py --json out/finetune_gain.json
+
+finetune-shots: setup
+	LANDCOVER_DOCS_SHOTS=1 LANDCOVER_FINETUNE_MINUTES=1 $(PY) -m pytest -q tests/qgis_plugin/test_desktop_finetune.py \
+	  --basetemp /tmp/landcover-finetune-shots -p no:cacheprovider
 
 # --min-confidence curve (no change between shifted tilings), detection of pasted blocks, Dubai grey vs RGB (README).
 change-bench: setup

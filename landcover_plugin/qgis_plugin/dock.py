@@ -20,6 +20,7 @@ from qgis.PyQt.QtWidgets import (
 
 from ..errors import LandcoverError
 from . import settings
+from .finetune_task import ImprovePanel
 from .live import LiveController
 
 DEVICES = ["auto", "cpu", "cuda"]
@@ -78,6 +79,8 @@ class LandcoverDock(QDockWidget):
         layout.addWidget(self.live_box)
         layout.addWidget(self.bar)
         layout.addWidget(self.status)
+        self.improve = ImprovePanel(iface, self)  # corrections, Improve model, uncertain areas (finetune_task.py)
+        layout.addWidget(self.improve)
         layout.addWidget(diagnostics)
         layout.addStretch(1)
         self.setWidget(body)
@@ -175,6 +178,7 @@ class LandcoverDock(QDockWidget):
         self.switch(True)
 
     def close_live(self):
-        """Switch Live off and remove everything it added (on plugin unload)."""
+        """Switch Live off and remove everything it and the Improve box added (on plugin unload)."""
         self.live_box.setChecked(False)
         self.controller.stop()
+        self.improve.close()

@@ -62,8 +62,8 @@ class ModelManager(QDialog):
         self.info = QTextBrowser()
         self.list.currentTextChanged.connect(self.show_model)
         buttons = QHBoxLayout()
-        for label, slot in (("Add ONNX…", self.add), ("Validate", self.validate), ("Remove", self.remove),
-                            ("Download", self.download)):
+        for label, slot in (("Add ONNX…", self.add), ("Save as…", self.save_as_dialog), ("Validate", self.validate),
+                            ("Remove", self.remove), ("Download", self.download)):
             button = QPushButton(label)
             button.clicked.connect(slot)
             buttons.addWidget(button)
@@ -142,6 +142,45 @@ class ModelManager(QDialog):
             self.info.setHtml(f"<p style='color:#b00'>Not added: {escape(str(exc))}</p>")
             return
         self.fill(name)
+        if self.changed:
+            self.changed()
+
+    def save_as(self, name: str, path: str) -> str:
+        """Copy model ``name`` (and its model card) to ``path`` and list it under the file's name; an adapted
+        model from the dock's Improve model (kept in the profile) is then listed only under the new name.
+        Returns the new name. Raises ``LandcoverError`` when the copy fails."""
+        import shutil
+
+        source, target = Path(self.models[name]), Path(path).with_suffix(".onnx")
+        try:
+            if source.resolve() != target.resolve():
+                shutil.copyfile(source, target)
+                if source.with_suffix(".md").exists():
+                    shutil.copyfile(source.with_suffix(".md"), target.with_suffix(".md"))
+        except OSError as exc:
+            raise LandcoverError(f"could not save {name} as {target}: {exc.strerror or exc}") from None
+        added = settings.added_models()
+        key = name.removesuffix(" (added)")
+        if key in added and Path(added[key]).parent.name == "adapted" and Path(added[key]).parent.parent.name == "landcover":
+            del added[key]
+        added[target.stem] = str(target.resolve())
+        settings.set_added_models(added)
+        return target.stem
+
+    def save_as_dialog(self):
+        item = self.list.currentItem()
+        if item is None or item.text() not in self.models:
+            return
+        name = item.text()
+        path, _ = QFileDialog.getSaveFileName(self, f"Save {name} as", str(Path.home() / f"{name}.onnx"), "ONNX models (*.onnx)")
+        if not path:
+            return
+        try:
+            new = self.save_as(name, path)
+        except LandcoverError as exc:
+            self.info.setHtml(f"<p style='color:#b00'>Not saved: {escape(str(exc))}</p>")
+            return
+        self.fill(new)
         if self.changed:
             self.changed()
 

@@ -8,6 +8,7 @@ from .change_algorithm import ChangeAlgorithm
 from .chips_algorithm import ExportChipsAlgorithm
 from .classify_algorithm import ClassifyAlgorithm
 from .evaluate_algorithm import EvaluateAlgorithm
+from .finetune_algorithm import FinetuneAlgorithm
 from .train_algorithm import TrainAlgorithm
 from .vectorize_algorithm import VectorizeAlgorithm
 
@@ -36,5 +37,6 @@ class LandcoverProvider(QgsProcessingProvider):
         self.addAlgorithm(ClassifyAlgorithm())
         self.addAlgorithm(EvaluateAlgorithm())
         self.addAlgorithm(ExportChipsAlgorithm())
+        self.addAlgorithm(FinetuneAlgorithm())
         self.addAlgorithm(TrainAlgorithm())
         self.addAlgorithm(VectorizeAlgorithm())

@@ -76,7 +76,8 @@ def test_styling_post_processor_and_model_builder(qgis_env, shared, tmp_path):
     assert report["renderer"] == "paletted"
     assert report["legend"][0] == ["building", "#db0e9a"]
     assert report["provider_algorithms"] == ["landcover:change", "landcover:classify", "landcover:evaluate",
-                                             "landcover:export_chips", "landcover:train", "landcover:vectorize"]
+                                             "landcover:export_chips", "landcover:finetune", "landcover:train",
+                                             "landcover:vectorize"]
     assert Path(report["model_output"]).exists()
     with rasterio.open(report["model_output"]) as dst:
         assert dst.count == 1 and dst.colormap(1)[13][:3] == (0, 0, 0)
