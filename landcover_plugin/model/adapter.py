@@ -195,7 +195,8 @@ class OnnxModel:
             raise ModelError(f"{self.path}: {exc}") from None
         self.provider = self.session.get_providers()[0]
         if device == "cuda" and self.provider != _PROVIDERS["cuda"]:
-            raise LandcoverError(f"CUDA execution provider failed to start (session uses {self.provider}): check the CUDA/cuDNN install or use --device cpu")
+            raise LandcoverError(f"CUDA execution provider failed to start (session uses {self.provider}): check the CUDA/cuDNN "
+                                 "install or use --device cpu")
         self.relaxed = relaxed
         for note in self.meta.notes:  # the engine shows them to the user as warnings
             log.info("%s: %s", self.path.name, note)

@@ -2,7 +2,7 @@
 metadata): raw band values → ``((x - low) / (high - low) - mean) / std`` per band, float32."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

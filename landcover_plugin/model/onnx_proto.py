@@ -8,7 +8,7 @@ Raises ``ValueError`` for bytes that are not a well-formed protobuf message.
 """
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 
 def _varint(buf: bytes, pos: int) -> tuple[int, int]:

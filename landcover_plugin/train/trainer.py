@@ -38,6 +38,7 @@ from .data import IGNORE, Batch, CropSampler, Pair, load_pairs, photometric, sam
 from .export import export_onnx
 from .network import build_network, pretrained_weights
 
+CPU = torch.device("cpu")  # validate()'s default device (a module-level value, not a call in the signature)
 
 @dataclass(frozen=True)
 class TrainResult:
@@ -184,7 +185,7 @@ def normalise(images: np.ndarray, config: TrainConfig) -> torch.Tensor:
 
 @torch.no_grad()
 def validate(net: torch.nn.Module, pairs: list[Pair], config: TrainConfig, k: int,
-             device: torch.device = torch.device("cpu")) -> np.ndarray:
+             device: torch.device = CPU) -> np.ndarray:
     """Confusion matrix ``(K, K)`` over the validation blocks, classified in non-overlapping tiles of
     ``val_tile_size`` (default ``tile_size``) px."""
     net.eval()
@@ -505,13 +506,16 @@ def model_card(config: TrainConfig, result: TrainResult) -> str:
                  "never random crops)")
     stopped = f" (stopped early at step {result.stopped_early_at})" if result.stopped_early_at else ""
     encoder = config.encoder.replace("efficientnet-lite", "EfficientNet-Lite")
+    bands = f"{len(config.input_bands)} band{'s' if len(config.input_bands) != 1 else ''} ({', '.join(config.input_bands)})"
+    gsd = f"{config.gsd} m/px" if config.gsd else "not published"
+    antialias = ", anti-aliased stride-2 layers" if config.antialias else ""
     return f"""# Model card: {config.name} {config.version}
 
 {config.description}
 
-- **Input**: {len(config.input_bands)} band{'s' if len(config.input_bands) != 1 else ''} ({', '.join(config.input_bands)}), values {config.value_range[0]:g}–{config.value_range[1]:g}, GSD {f'{config.gsd} m/px' if config.gsd else 'not published'};
+- **Input**: {bands}, values {config.value_range[0]:g}–{config.value_range[1]:g}, GSD {gsd};
   tiles of {config.tile_size} px, default overlap {config.overlap} px.
-- **Architecture**: {ARCHITECTURE_TEXT[config.architecture]} on an {encoder} encoder (ImageNet-pretrained{', anti-aliased stride-2 layers' if config.antialias else ''}), softmax output
+- **Architecture**: {ARCHITECTURE_TEXT[config.architecture]} on an {encoder} encoder (ImageNet-pretrained{antialias}), softmax output
   (metadata keys `architecture` = `{config.architecture}`, `encoder` = `{config.encoder}`).
 - **Training data**: {pairs}
 - **Split**: {split}; training crops of {config.crop} px come from the training part only.
