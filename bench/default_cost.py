@@ -47,7 +47,7 @@ def main() -> None:
     print(f"\n{Path(args.raster).name}, {args.rounds} rounds, `landcover classify --device cpu` end to end")
     print("| model | settings | median s (range) | × reference (median of per-round ratios) |")
     print("|---|---|---|---|")
-    for name, _, extra in runs:
+    for name, _, _ in runs:
         t = times[name]
         settings = f"{tile}/{overlap}" if name == "reference" else "model defaults"
         print(f"| {name if name != 'reference' else Path(args.reference).name} | {settings} | {statistics.median(t):.1f} "

@@ -268,7 +268,8 @@ def main() -> None:
                     "agreement": a["same"] / a["compared"],
                     "seam_ratio_edges": seam_ratio(a["changes"][0]), "seam_ratio_midlines": seam_ratio(a["changes"][1]),
                     "change_rate": float(a["changes"][0, [0, 2]].sum() / a["changes"][0, [1, 3]].sum()),
-                    "cost": cost, "cost_large_raster": cost_large, "seconds": seconds, "miou": s["miou"], "overall_accuracy": s["overall_accuracy"],
+                    "cost": cost, "cost_large_raster": cost_large, "seconds": seconds,
+                    "miou": s["miou"], "overall_accuracy": s["overall_accuracy"],
                     "iou": dict(zip(model.meta.class_names, s["iou"])),
                 }
                 r = stats[key]
@@ -280,7 +281,7 @@ def main() -> None:
     print(f"| model | tiling | window | TTA | agreement | seam ratio (edges / mid-lines) | cost: blocks, {args.cost_raster} | "
           "inference s | mIoU | OA |")
     print("|---|---|---|---|---|---|---|---|---|---|")
-    for key, r in stats.items():
+    for r in stats.values():
         seam = max(r["seam_ratio_edges"], r["seam_ratio_midlines"])
         print(f"| {label} | {r['tiling']} | {r['window']}{' (engine)' if r['engine'] else ''} | {r['tta']} | "
               f"**{r['agreement']:.4f}** | {seam:.2f} ({r['seam_ratio_edges']:.2f} / {r['seam_ratio_midlines']:.2f}) | "

@@ -95,7 +95,8 @@ def export_chips(params: ChipParams) -> ChipsResult:
         raise LandcoverError(f"output folder {output} already exists: choose a new folder")
     check_output_path(output, "output folder", inputs=(params.image, params.label))
     img = open_raster(params.image, "image")
-    rows, skipped = [], 0
+    rows: list[dict[str, str | int | float]] = []  # the index CSV: chip, paths, window, labelled share, counts
+    skipped = 0
     with AtomicOutputs() as outputs:
         tmp = outputs.add(output)
         (tmp / "images").mkdir(parents=True)

@@ -454,7 +454,7 @@ def local_pip_wheels() -> list[str]:
 
 
 class _Links(html.parser.HTMLParser):
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
         self.links: list[dict[str, str]] = []
 

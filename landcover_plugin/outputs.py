@@ -60,7 +60,7 @@ def _alive(pid: int, written: float | None = None) -> bool:
 def remove_stale(folder: Path) -> list[Path]:
     """Delete ``.NAME.partPID*`` files and folders in ``folder`` whose process ``PID`` is gone (left by a
     killed run); returns what was removed. Files of any other naming are never touched."""
-    removed = []
+    removed: list[Path] = []
     try:
         entries = list(folder.iterdir())
     except OSError:

@@ -85,4 +85,4 @@ def render(input_path: str | Path, class_path: str | Path, png: str | Path, max_
 if __name__ == "__main__":
     if len(sys.argv) != 4:
         sys.exit("usage: python -m landcover_plugin.preview INPUT CLASSES OUTPUT.png")
-    print(f"Wrote {render(*sys.argv[1:])}")
+    print(f"Wrote {render(sys.argv[1], sys.argv[2], sys.argv[3])}")

@@ -12,16 +12,17 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
+from numpy.typing import NDArray
 
 from .windows import PixelWindow
 
 
-def axis_weights(start: int, size: int, length: int, padding: int = 0) -> np.ndarray:
+def axis_weights(start: int, size: int, length: int, padding: int = 0) -> NDArray[np.float32]:
     """Weights ``(size,)`` float32 along one axis for a tile at ``start`` of a raster ``length`` px long."""
     return _taper(start == 0, start + size >= length, size, padding)
 
 
-def _taper(at_start: bool, at_end: bool, size: int, padding: int) -> np.ndarray:
+def _taper(at_start: bool, at_end: bool, size: int, padding: int) -> NDArray[np.float32]:
     lo = 0 if at_start else min(padding, size // 2)
     hi = size if at_end else size - min(padding, size // 2)
     n = hi - lo
@@ -36,7 +37,7 @@ def _taper(at_start: bool, at_end: bool, size: int, padding: int) -> np.ndarray:
     return w
 
 
-def tile_weights(w: PixelWindow, width: int, height: int, padding: int = 0) -> np.ndarray:
+def tile_weights(w: PixelWindow, width: int, height: int, padding: int = 0) -> NDArray[np.float32]:
     """2-D weights ``(h, w)`` float32 for window ``w`` of a ``width`` × ``height`` raster.
 
     Windows of the same size touching the same raster edges share one cached, read-only array."""
@@ -45,7 +46,7 @@ def tile_weights(w: PixelWindow, width: int, height: int, padding: int = 0) -> n
 
 
 @lru_cache(maxsize=16)
-def _tile_weights(top: bool, bottom: bool, rows: int, left: bool, right: bool, cols: int, padding: int) -> np.ndarray:
+def _tile_weights(top: bool, bottom: bool, rows: int, left: bool, right: bool, cols: int, padding: int) -> NDArray[np.float32]:
     weights = np.outer(_taper(top, bottom, rows, padding), _taper(left, right, cols, padding))
     weights.flags.writeable = False
     return weights
@@ -88,7 +89,7 @@ class RowAccumulator:
             self._fill_rows(self.row[1] - self.top, self.cols)
             self.row = None
 
-    def _accumulate(self, rows: slice, cols: slice, probs: np.ndarray, weight: np.ndarray) -> None:
+    def _accumulate(self, rows: slice, cols: slice, probs: NDArray[np.float32], weight: NDArray[np.float32]) -> None:
         """``sums[:, rows, cols] += probs * weight`` plane by plane through a cache-sized scratch."""
         if weight.size == 0:
             return
@@ -99,7 +100,7 @@ class RowAccumulator:
             self.sums[k, rows, cols] += np.multiply(probs[k], weight, out=scaled)
         self.weights[rows, cols] += weight
 
-    def add(self, w: PixelWindow, probs: np.ndarray, weight: np.ndarray) -> None:
+    def add(self, w: PixelWindow, probs: NDArray[np.float32], weight: NDArray[np.float32]) -> None:
         """Add probabilities ``(K, h, w)`` times ``weight`` ``(h, w)`` at window ``w``."""
         r0, c0 = w.row - self.top, w.col - self.left
         r1, c1 = r0 + w.height, c0 + w.width
@@ -116,7 +117,7 @@ class RowAccumulator:
         self.weights[r0 + f:r1, c0 + split:c1] = weight[f:, split:]
         self.cols = max(self.cols, c1)
 
-    def release(self, until_row: int, values: np.ndarray, nodata: int) -> tuple[np.ndarray, np.ndarray]:
+    def release(self, until_row: int, values: NDArray[np.uint8], nodata: int) -> tuple[NDArray[np.uint8], NDArray[np.float32]]:
         """Finalise rows ``[top, until_row)`` (see ``finalize``), drop them and move the rows below up.
 
         Shifts in chunks no taller than the released band, so no copy of the buffer is made."""
@@ -125,7 +126,7 @@ class RowAccumulator:
         self._drop(n)
         return result
 
-    def release_probabilities(self, until_row: int) -> tuple[np.ndarray, np.ndarray]:
+    def release_probabilities(self, until_row: int) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
         """Rows ``[top, until_row)`` as blended probabilities ``(K, n, W)`` float32 (the weighted mean
         over the tiles covering each pixel; 0 where no tile gave weight) and their weight ``(n, W)``
         float32 (0: no valid tile covered the pixel); then drop them as ``release`` does."""
@@ -154,7 +155,8 @@ class RowAccumulator:
         self.top += n
 
 
-def finalize(sums: np.ndarray, weights: np.ndarray, values: np.ndarray, nodata: int) -> tuple[np.ndarray, np.ndarray]:
+def finalize(sums: NDArray[np.float32], weights: NDArray[np.float32], values: NDArray[np.uint8],
+             nodata: int) -> tuple[NDArray[np.uint8], NDArray[np.float32]]:
     """Class raster ``(n, W)`` uint8 (``values[argmax]``, ``nodata`` where no weight) and confidence
     ``(n, W)`` float32 (the blended maximum class probability; -1 where no weight).
 

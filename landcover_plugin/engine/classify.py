@@ -17,9 +17,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Optional, TypeVar, overload
 
 import numpy as np
+from numpy.typing import NDArray
 
 from .. import __version__
 from ..errors import LandcoverError
@@ -52,6 +53,10 @@ def default_batch_size(provider: str, tile_px: int = 512) -> int:
     512 px, i.e. the same pixels (at least one tile) for other tile sizes (a 1024 px tile: 1 on the CPU)."""
     return max(1, DEFAULT_BATCH.get(provider, DEFAULT_BATCH_OTHER) * 512 * 512 // (tile_px * tile_px))
 READ_ERRORS = ("fail", "nodata")
+T = TypeVar("T")
+# A window as read: raw values (C, h, w) in the raster's data type and validity (h, w); (None, None) when it could not be
+# read and on_read_error is "nodata".
+ReadTile = tuple[Optional[NDArray[Any]], Optional[NDArray[np.bool_]]]
 
 
 @dataclass
@@ -158,15 +163,30 @@ class RunStats:
     read_errors: list[str] = field(default_factory=list)
 
 
-def _batches(items: list, size: int):
+def _batches(items: list[T], size: int) -> Iterator[list[T]]:
     for i in range(0, len(items), size):
         yield items[i:i + size]
 
 
+@overload
+def blended_rows(src: RasterSource, model: OnnxModel, tiling: Tiling, region: tuple[int, int, int, int],
+                 feedback: Feedback | None = ..., batch_size: int = ..., tta: bool = ..., probabilities: Literal[False] = ...,
+                 on_read_error: str = ..., stats: RunStats | None = ..., progress_span: tuple[float, float] = ...,
+                 ) -> Iterator[tuple[int, NDArray[np.uint8], NDArray[np.float32]]]: ...
+@overload
+def blended_rows(src: RasterSource, model: OnnxModel, tiling: Tiling, region: tuple[int, int, int, int],
+                 feedback: Feedback | None = ..., batch_size: int = ..., tta: bool = ..., *, probabilities: Literal[True],
+                 on_read_error: str = ..., stats: RunStats | None = ..., progress_span: tuple[float, float] = ...,
+                 ) -> Iterator[tuple[int, NDArray[np.float32], NDArray[np.float32]]]: ...
+@overload
+def blended_rows(src: RasterSource, model: OnnxModel, tiling: Tiling, region: tuple[int, int, int, int],
+                 feedback: Feedback | None = ..., batch_size: int = ..., tta: bool = ..., probabilities: bool = ...,
+                 on_read_error: str = ..., stats: RunStats | None = ..., progress_span: tuple[float, float] = ...,
+                 ) -> Iterator[tuple[int, NDArray[np.uint8] | NDArray[np.float32], NDArray[np.float32]]]: ...
 def blended_rows(src: RasterSource, model: OnnxModel, tiling: Tiling, region: tuple[int, int, int, int],
                  feedback: Feedback | None = None, batch_size: int = 4, tta: bool = False, probabilities: bool = False,
                  on_read_error: str = "fail", stats: RunStats | None = None, progress_span: tuple[float, float] = (0.0, 1.0),
-                 ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+                 ) -> Iterator[tuple[int, NDArray[np.uint8] | NDArray[np.float32], NDArray[np.float32]]]:
     """Classify ``region`` ``(x0, y0, x1, y1)`` px of ``src``, yielding ``(y, a, b)`` top-down for row ``y``
     of the raster and the finished rows below it: classes ``(n, x1 - x0)`` uint8 (the model's class
     values, ``NODATA`` where invalid) and confidence ``(n, x1 - x0)`` float32; or, with
@@ -191,7 +211,7 @@ def blended_rows(src: RasterSource, model: OnnxModel, tiling: Tiling, region: tu
     acc = RowAccumulator(right - left, meta.num_classes, rows[0][0].height, top=rows[0][0].row, left=left)
     done = 0
 
-    def read(w: PixelWindow) -> tuple[np.ndarray | None, np.ndarray | None]:
+    def read(w: PixelWindow) -> ReadTile:
         try:
             return src.read(w)
         except LandcoverError as exc:
@@ -201,13 +221,13 @@ def blended_rows(src: RasterSource, model: OnnxModel, tiling: Tiling, region: tu
                 stats.read_errors.append(f"{w.width}×{w.height} px at column {w.col}, row {w.row}: {exc}")
             return None, None
 
-    def read_row(row: list[PixelWindow]):
+    def read_row(row: list[PixelWindow]) -> list[ReadTile]:
         return [read(w) for w in row]
 
-    def blend_row(row: list[PixelWindow], tiles: list[tuple[Any, Any]]) -> None:
+    def blend_row(row: list[PixelWindow], tiles: list[ReadTile]) -> None:
         """Infer and blend one row of windows; its tiles and predictions are freed on return, before the
         released rows are finalised (they would otherwise add to the peak)."""
-        work = [(w, d, v, v.all()) for w, (d, v) in zip(row, tiles) if v is not None and v.any()]
+        work = [(w, d, v, v.all()) for w, (d, v) in zip(row, tiles) if d is not None and v is not None and v.any()]
         tiles.clear()
         for batch in _batches(work, batch_size):
             feedback.check_cancelled()
@@ -289,9 +309,10 @@ def plan_grids(native: RasterSource, model: OnnxModel, gsd: str | float, output_
     elif output_resolution == "model":
         scale = resolution.factor
     else:
-        if native.gsd_m is None and not isinstance(gsd, float):
+        input_gsd_m = resolution.input_gsd_m or native.gsd_m  # unknown: no CRS and no --gsd the plan could use
+        if input_gsd_m is None:
             raise LandcoverError("an output pixel size in metres needs a georeferenced input (or --gsd METRES)")
-        scale = float(output_resolution) / (resolution.input_gsd_m or native.gsd_m)  # type: ignore[operator]
+        scale = float(output_resolution) / input_gsd_m
     out = native.grid if scale == 1.0 else native.grid.scaled(scale)
     ratio = scale / resolution.factor
     if abs(ratio - 1) < 1e-9:
@@ -325,7 +346,7 @@ def _check_params(params: ClassifyParams) -> None:
 
 def classify_rows(native: RasterSource, plan: Plan, model: OnnxModel, tiling: Tiling, rows: tuple[int, int],
                   feedback: Feedback, batch_size: int = 4, tta: bool = False, on_read_error: str = "fail",
-                  stats: RunStats | None = None) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
+                  stats: RunStats | None = None) -> Iterator[tuple[int, int, NDArray[np.uint8], NDArray[np.float32]]]:
     """Output rows ``rows`` ``(Y0, Y1)`` of ``plan.out`` as blocks ``(col, row, classes, confidence)``
     (``(n, w)`` uint8 and float32), column strip by column strip, each strip top to bottom.
 
@@ -419,7 +440,7 @@ def prepare(params: ClassifyParams, suffixes: tuple[str, ...] = (".tif", ".tiff"
     if isinstance(params.input, RasterSource):
         native, owns = params.input, False
     else:
-        native, owns = open_source(input_path, model.num_bands, meta.input_bands, params.bands), True
+        native, owns = open_source(params.input, model.num_bands, meta.input_bands, params.bands), True
     batch_size = params.batch_size or default_batch_size(model.provider, tiling.tile_size_px)
     try:
         plan = plan_grids(native, model, gsd, output_resolution)

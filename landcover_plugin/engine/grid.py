@@ -105,7 +105,7 @@ def ground_pixel_size(grid: Grid) -> tuple[float, float] | None:
         lat = corners[0][1] * rad
         m, n = _radii(lat, geog.GetSemiMajor() or WGS84_A, geog.GetInvFlattening())
 
-        def metres(p, q):
+        def metres(p: tuple[float, float], q: tuple[float, float]) -> float:
             dlon = (q[0] - p[0]) * rad
             dlat = (q[1] - p[1]) * rad
             return math.hypot(m * dlat, n * math.cos(lat) * dlon)

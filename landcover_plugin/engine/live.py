@@ -14,13 +14,17 @@ import math
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Hashable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import NDArray
 
+from ..errors import LandcoverError
 from ..feedback import Feedback
 from ..model.adapter import OnnxModel
+from ..model.metadata import ModelMetadata
 from ..outputs import AtomicOutputs
 from .classify import Tiling, blended_rows
 from .grid import Grid
@@ -29,6 +33,7 @@ from .source import RasterSource
 from .writer import NODATA, ClassRasterWriter
 
 ZOOMED_OUT = 2.0  # classify at the canvas resolution when a screen pixel covers more level pixels than this
+TileKey = tuple[Hashable, ...]  # the source's key, the model's SHA-256, the level's scale, the tile's column and row
 
 
 @dataclass(frozen=True)
@@ -69,17 +74,17 @@ class TileCache:
     def __init__(self, max_bytes: int):
         self.max_bytes = max_bytes
         self.bytes = 0
-        self._tiles: OrderedDict[tuple, np.ndarray] = OrderedDict()
+        self._tiles: OrderedDict[TileKey, NDArray[np.uint8]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: tuple) -> np.ndarray | None:
+    def get(self, key: TileKey) -> NDArray[np.uint8] | None:
         with self._lock:
             tile = self._tiles.get(key)
             if tile is not None:
                 self._tiles.move_to_end(key)
             return tile
 
-    def put(self, key: tuple, tile: np.ndarray) -> None:
+    def put(self, key: TileKey, tile: NDArray[np.uint8]) -> None:
         with self._lock:
             old = self._tiles.pop(key, None)
             self.bytes += tile.nbytes - (old.nbytes if old is not None else 0)
@@ -102,7 +107,7 @@ class LiveView:
     """A classified view: ``classes`` ``(H, W)`` uint8 on ``grid`` (a part of the level's grid; ``NODATA``
     outside the raster and where invalid); ``computed``/``cached`` tiles; ``seconds``."""
 
-    classes: np.ndarray
+    classes: NDArray[np.uint8]
     grid: Grid
     level: Level
     computed: int
@@ -118,10 +123,11 @@ def missing_blocks(tiles: set[tuple[int, int]]) -> list[tuple[int, int, int, int
     for ty in sorted({t[1] for t in tiles}):
         xs = sorted(t[0] for t in tiles if t[1] == ty)
         start = xs[0]
-        for tx, following in zip(xs, xs[1:] + [None]):
+        for tx, following in zip(xs, [*xs[1:], None]):
             if following != tx + 1:
                 runs.append((ty, start, tx + 1))
-                start = following
+                if following is not None:
+                    start = following
     blocks: list[list[int]] = []
     for ty, tx0, tx1 in runs:
         match = next((b for b in blocks if b[0] == tx0 and b[2] == tx1 and b[3] == ty), None)
@@ -129,7 +135,7 @@ def missing_blocks(tiles: set[tuple[int, int]]) -> list[tuple[int, int, int, int
             match[3] = ty + 1
         else:
             blocks.append([tx0, ty, tx1, ty + 1])
-    return [tuple(b) for b in blocks]
+    return [(tx0, ty0, tx1, ty1) for tx0, ty0, tx1, ty1 in blocks]
 
 
 class LiveClassifier:
@@ -184,6 +190,9 @@ class LiveClassifier:
                 if tile is None:  # evicted by a cache smaller than the view: classify it again
                     self._classify_block(src, (tx, ty, tx + 1, ty + 1), level, feedback, (1.0, 1.0))
                     tile = self.cache.get(key)
+                    if tile is None:  # another view sharing the cache evicted it at once
+                        raise LandcoverError(f"live tile {tx}, {ty} left the tile cache before the view was assembled: "
+                                             "raise the live layer's cache size")
                 r, c = ty * s - ty0 * s, tx * s - tx0 * s
                 mosaic[r:r + tile.shape[0], c:c + tile.shape[1]] = tile
             return LiveView(mosaic, src.grid.sub(tx0 * s, ty0 * s, width, height), level, len(missing),
@@ -222,7 +231,7 @@ class LiveClassifier:
         self._levels.clear()
 
 
-def write_view(view: LiveView, meta, path: str | Path) -> Path:
+def write_view(view: LiveView, meta: ModelMetadata, path: str | Path) -> Path:
     """Write ``view`` as a class GeoTIFF (colour table, category names, ``.qml`` style; see
     ``ClassRasterWriter``) at ``path``, atomically."""
     with AtomicOutputs() as outputs:

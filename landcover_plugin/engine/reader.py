@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 from osgeo import gdal, osr
 
 from ..errors import LandcoverError
@@ -134,10 +136,11 @@ def _strict_decoding() -> Iterator[None]:
         gdal.SetThreadLocalConfigOption("GDAL_ERROR_ON_LIBJPEG_WARNING", before)
 
 
-def read_window(ds: gdal.Dataset | gdal.Band, bands: tuple[int, ...], w: PixelWindow, name: str) -> np.ndarray:
+def read_window(ds: gdal.Dataset | gdal.Band, bands: tuple[int, ...], w: PixelWindow, name: str) -> NDArray[Any]:
     """Values ``(C, h, w)`` of ``bands`` of a dataset (or of a single band: ``bands`` ignored) in window
     ``w``. Raises ``LandcoverError`` naming the file, the window and what GDAL said when the read fails
     (a damaged tile, a truncated file, a moved source)."""
+    data: NDArray[Any] | None  # GDAL's ReadAsArray: the band's data type; None when the read fails
     with gdal_errors(), _strict_decoding():
         try:
             if isinstance(ds, gdal.Band):
@@ -162,7 +165,7 @@ class GdalSource(RasterSource):
     its single reader thread). ``owner`` keeps datasets a warped view depends on alive."""
 
     def __init__(self, ds: gdal.Dataset, name: str, bands: tuple[int, ...], band_note: str, luma: bool = False,
-                 grid: Grid | None = None, key: tuple = (), owner: GdalSource | None = None):
+                 grid: Grid | None = None, key: tuple[Hashable, ...] = (), owner: GdalSource | None = None):
         self.ds, self.name, self.bands, self.band_note, self.luma = ds, name, tuple(bands), band_note, luma
         self.grid = grid or grid_of(ds)
         self.key = key or (name, self.bands, self.grid.width, self.grid.height)
@@ -175,7 +178,7 @@ class GdalSource(RasterSource):
         self._lock = threading.Lock()
         self._measure()
 
-    def read(self, window: PixelWindow) -> tuple[np.ndarray, np.ndarray]:
+    def read(self, window: PixelWindow) -> tuple[NDArray[Any], NDArray[np.bool_]]:
         with self._lock:
             data = read_window(self.ds, self.bands, window, self.name)
             valid = self._masks(window)
@@ -185,13 +188,13 @@ class GdalSource(RasterSource):
             data = to_luma(data)
         return data, valid
 
-    def validity(self, window: PixelWindow) -> np.ndarray:
+    def validity(self, window: PixelWindow) -> NDArray[np.bool_]:
         if self._float:
             return self.read(window)[1]
         with self._lock:
             return self._masks(window)
 
-    def _masks(self, window: PixelWindow) -> np.ndarray:
+    def _masks(self, window: PixelWindow) -> NDArray[np.bool_]:
         """GDAL's masks of the used bands combined (valid where any is valid); all true without masks."""
         if self.all_valid:
             return np.ones((window.height, window.width), bool)
@@ -246,14 +249,15 @@ def open_source(path: str | Path, needed: int, names: tuple[str, ...] | None,
     return GdalSource(ds, str(path), chosen, note, luma, key=(str(path.resolve()), chosen))
 
 
-def transform_bounds(bounds: tuple[float, float, float, float], src_wkt: str, dst_wkt: str) -> tuple[float, ...]:
+def transform_bounds(bounds: tuple[float, float, float, float], src_wkt: str, dst_wkt: str) -> tuple[float, float, float, float]:
     """``bounds`` (xmin, ymin, xmax, ymax) in ``src_wkt`` → a box around them in ``dst_wkt``."""
     src, dst = osr.SpatialReference(), osr.SpatialReference()
     src.ImportFromWkt(src_wkt)
     dst.ImportFromWkt(dst_wkt)
     for srs in (src, dst):
         srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
-    return osr.CoordinateTransformation(src, dst).TransformBounds(*bounds, 21)
+    box: tuple[float, float, float, float] = osr.CoordinateTransformation(src, dst).TransformBounds(*bounds, 21)
+    return box
 
 
 def on_grid(ds: gdal.Dataset, like: Grid, name: str, like_name: str, what: str = "label") -> gdal.Dataset:

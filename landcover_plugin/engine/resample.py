@@ -11,9 +11,11 @@ pixel space.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import NDArray
 
 from ..errors import LandcoverError
 
@@ -122,27 +124,28 @@ class GridResampler:
         self.u0 = u0 - work_cols[0]
         self.u1 = np.minimum(u0 + 1, work_width - 1) - work_cols[0]
         self.top = 0  # work row of buffer row 0
-        self.probs: np.ndarray | None = None  # (K, n, wc)
-        self.valid: np.ndarray | None = None  # (n, wc) float32 0/1
+        self.probs: NDArray[np.float32] | None = None  # (K, n, wc)
+        self.valid: NDArray[np.float32] | None = None  # (n, wc) float32 0/1
 
     def _v(self, y: int) -> tuple[int, int, float]:
         v = min(max((y + 0.5) * self.ratio - 0.5, 0.0), self.work_height - 1)
         v0 = math.floor(v)
         return v0, min(v0 + 1, self.work_height - 1), v - v0
 
-    def feed(self, y: int, probs: np.ndarray, weights: np.ndarray, chunk: int = 64):
+    def feed(self, y: int, probs: NDArray[np.float32], weights: NDArray[np.float32],
+             chunk: int = 64) -> Iterator[tuple[int, NDArray[np.float32], NDArray[np.float32]]]:
         """Add work rows starting at ``y`` (probabilities ``(K, n, wc)``, weights ``(n, wc)``); yields
         ``(Y, probs (K, m, X1 - X0), valid (m, X1 - X0) float32 0/1)`` for every output row that can be
         computed now, in blocks of at most ``chunk`` rows."""
         valid = (weights > 0).astype(np.float32)
-        if self.probs is None:
+        if self.probs is None or self.valid is None:  # the first rows (the two are set together)
             self.top, self.probs, self.valid = y, probs, valid
         else:
             self.probs = np.concatenate([self.probs, probs], axis=1)
             self.valid = np.concatenate([self.valid, valid], axis=0)
         bottom = self.top + self.valid.shape[0]
         while self.next_row < self.end_row:
-            rows = []
+            rows: list[tuple[int, int, float]] = []
             while self.next_row + len(rows) < self.end_row and len(rows) < chunk:
                 v0, v1, fv = self._v(self.next_row + len(rows))
                 if v1 >= bottom:
@@ -150,7 +153,7 @@ class GridResampler:
                 rows.append((v0, v1, fv))
             if not rows:
                 break
-            yield self.next_row, *self._interpolate(rows)
+            yield self.next_row, *self._interpolate(rows, self.probs, self.valid)
             self.next_row += len(rows)
         if self.next_row < self.end_row:  # drop the work rows no later output row needs
             first = self._v(self.next_row)[0] - self.top
@@ -158,13 +161,16 @@ class GridResampler:
                 self.probs, self.valid = self.probs[:, first:], self.valid[first:]
                 self.top += first
 
-    def _interpolate(self, rows: list[tuple[int, int, float]]) -> tuple[np.ndarray, np.ndarray]:
+    def _interpolate(self, rows: list[tuple[int, int, float]], probs: NDArray[np.float32],
+                     valid_rows: NDArray[np.float32]) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+        """Output ``rows`` (``_v`` of each) from the buffered work rows ``probs`` ``(K, n, wc)`` and
+        ``valid_rows`` ``(n, wc)`` (``self.probs``, ``self.valid``; buffer row 0 is work row ``top``)."""
         v0 = np.array([r[0] for r in rows]) - self.top
         v1 = np.array([r[1] for r in rows]) - self.top
         fv = np.array([r[2] for r in rows], np.float32)[:, None]
         # weighted by validity: interpolate p·valid and valid, then divide
-        w0, w1 = self.valid[v0] * (1 - fv), self.valid[v1] * fv  # (m, wc)
-        vert = self.probs[:, v0] * w0 + self.probs[:, v1] * w1  # (K, m, wc)
+        w0, w1 = valid_rows[v0] * (1 - fv), valid_rows[v1] * fv  # (m, wc)
+        vert = probs[:, v0] * w0 + probs[:, v1] * w1  # (K, m, wc)
         vw = w0 + w1
         fu = self.fu
         out = vert[:, :, self.u0] * (1 - fu) + vert[:, :, self.u1] * fu

@@ -8,8 +8,11 @@ QGIS shows, web services included, read through its raster data provider).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Hashable
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from ..errors import LandcoverError
 from .grid import Grid, gsd_m
@@ -31,7 +34,7 @@ class RasterSource(ABC):
 
     grid: Grid
     name: str
-    key: tuple
+    key: tuple[Hashable, ...]
     bands: tuple[int, ...]
     band_note: str
     all_valid: bool = False
@@ -55,7 +58,7 @@ class RasterSource(ABC):
         return self.grid.georeferenced
 
     @abstractmethod
-    def read(self, window: PixelWindow) -> tuple[np.ndarray, np.ndarray]:
+    def read(self, window: PixelWindow) -> tuple[NDArray[Any], NDArray[np.bool_]]:
         """Raw values ``(C, h, w)`` in the raster's data type and validity ``(h, w)`` bool of ``window``.
 
         Raises ``LandcoverError`` naming the raster and the window when it cannot be read."""
@@ -65,7 +68,7 @@ class RasterSource(ABC):
         once the work is done."""
         return []
 
-    def validity(self, window: PixelWindow) -> np.ndarray:
+    def validity(self, window: PixelWindow) -> NDArray[np.bool_]:
         """Validity ``(h, w)`` bool of ``window`` (what ``read`` returns second)."""
         return self.read(window)[1]
 
@@ -81,11 +84,11 @@ class RasterSource(ABC):
     def __enter__(self) -> RasterSource:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 
-def to_luma(rgb: np.ndarray) -> np.ndarray:
+def to_luma(rgb: NDArray[Any]) -> NDArray[Any]:
     """Red, green, blue ``(3, ...)`` → luma ``(1, ...)`` (ITU-R BT.601 weights), rounded, same dtype."""
     luma = np.tensordot(np.asarray(LUMA, np.float32), rgb[:3].astype(np.float32), axes=1)
     return (np.round(luma) if rgb.dtype.kind in "iu" else luma)[None].astype(rgb.dtype)

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import TracebackType
 from xml.sax.saxutils import quoteattr
 
 import numpy as np
+from numpy.typing import NDArray
 from osgeo import gdal
 
 from ..errors import LandcoverError
@@ -163,12 +165,12 @@ class ClassRasterWriter:
             self.conf.GetRasterBand(1).SetNoDataValue(CONFIDENCE_NODATA)
             self.conf.GetRasterBand(1).SetDescription("maximum class probability (0-1)")
 
-    def write(self, row: int, col: int, classes: np.ndarray, confidence: np.ndarray | None = None) -> None:
+    def write(self, row: int, col: int, classes: NDArray[np.uint8], confidence: NDArray[np.float32] | None = None) -> None:
         """Write classes ``(n, w)`` uint8 (and confidence ``(n, w)`` float32) at pixel (col, row)."""
         with gdal_errors():
             if self.dst.GetRasterBand(1).WriteArray(classes, col, row) != 0:
                 raise _disk_error("class raster", self.path)
-            if self.conf is not None and confidence is not None:
+            if self.conf is not None and self.conf_path is not None and confidence is not None:  # conf_path: set with conf
                 if self.conf.GetRasterBand(1).WriteArray(confidence, col, row) != 0:
                     raise _disk_error("confidence raster", self.conf_path)
 
@@ -190,7 +192,7 @@ class ClassRasterWriter:
             self.dst = None
             if failed:
                 raise _disk_error("class raster", self.path)
-            if self.conf is not None:
+            if self.conf is not None and self.conf_path is not None:
                 self.conf.FlushCache()
                 failed = gdal.GetLastErrorType() >= gdal.CE_Failure
                 self.conf = None
@@ -205,6 +207,6 @@ class ClassRasterWriter:
     def __enter__(self) -> ClassRasterWriter:
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         if exc_type is not None:
             self.discard()

@@ -20,9 +20,11 @@ import hashlib
 import logging
 from dataclasses import replace
 from pathlib import Path
+from typing import Any, TypedDict
 
 import numpy as np
 import onnxruntime as ort
+from numpy.typing import NDArray
 
 from ..errors import LandcoverError, ModelError
 from . import onnx_proto
@@ -37,6 +39,14 @@ SUM_TOLERANCE = 1e-2
 FLOAT_TENSORS = ("tensor(float)", "tensor(float16)", "tensor(double)")  # probabilities must sum to 1 within this
 _QUIET = ort.RunOptions()
 _QUIET.log_severity_level = 4  # a failing run becomes one ModelError line, not also onnxruntime's log
+
+
+class _TilingChanges(TypedDict, total=False):
+    """The ``ModelMetadata`` tiling fields that the network's declared shapes override."""
+
+    tile_size_px: int
+    padding_px: int
+    overlap_px: int
 
 
 def choose_providers(device: str, available: list[str] | None = None) -> list[str]:
@@ -94,7 +104,7 @@ def _session(path: Path, source: str | bytes, providers: list[str], options: ort
         raise ModelError(f"cannot load {path}: the file is not a valid ONNX model ({_first_line(exc)})") from None
 
 
-def _static(d) -> int | None:
+def _static(d: object) -> int | None:
     return d if isinstance(d, int) and d > 0 else None
 
 
@@ -140,14 +150,14 @@ class _Contract:
             raise ModelError(f"the network's output has shape {tuple(out)}, {what}, not a segmentation map: Landcover needs "
                              "(B, K, H, W) class scores or (B, H, W) sigmoid")
         self.classes = 1 if len(out) == 3 else _static(out[1])
-        out_size = (_static(out[-2]), _static(out[-1]))
+        (h, w), (oh, ow) = self.size, (_static(out[-2]), _static(out[-1]))
         self.margin = 0
-        if None not in self.size and None not in out_size:
-            self.margin = self._margin(self.size, out_size, tuple(out))
+        if h is not None and w is not None and oh is not None and ow is not None:
+            self.margin = self._margin((h, w), (oh, ow), tuple(out))
         self.sigmoid = self.rank == 3 or self.classes == 1
 
     @staticmethod
-    def _margin(size, out_size, out_shape) -> int:
+    def _margin(size: tuple[int, int], out_size: tuple[int, int], out_shape: tuple[object, ...]) -> int:
         """Border px per side the output lacks (0 when it is the input's size)."""
         if out_size == size:
             return 0
@@ -198,7 +208,8 @@ class OnnxModel:
             raise ModelError(f"{self.path}: {exc}") from None
         self.provider = self.session.get_providers()[0]
         if device == "cuda" and self.provider != _PROVIDERS["cuda"]:
-            raise LandcoverError(f"CUDA execution provider failed to start (session uses {self.provider}): check the CUDA/cuDNN install or use --device cpu")
+            raise LandcoverError(f"CUDA execution provider failed to start (session uses {self.provider}): check the CUDA/cuDNN "
+                                 "install or use --device cpu")
         self.relaxed = relaxed
         for note in self.meta.notes:  # the engine shows them to the user as warnings
             log.info("%s: %s", self.path.name, note)
@@ -218,8 +229,8 @@ class OnnxModel:
         if c.sigmoid:
             meta = with_notes(meta, f"one sigmoid channel: '{meta.class_names[1]}' where p ≥ seg_thresh {meta.seg_thresh:g}, "
                                     f"'{meta.class_names[0]}' elsewhere")
-        self.num_bands = c.channels or meta.num_bands
-        if self.num_bands is None:
+        num_bands = c.channels or meta.num_bands
+        if num_bands is None:
             raise ModelError("the input band count is neither fixed in the network nor given by 'input_bands': "
                              "add input_bands to the metadata")
         if c.channels is not None and meta.num_bands is not None and meta.num_bands * meta.band_repeat != c.channels:
@@ -229,15 +240,17 @@ class OnnxModel:
             if c.channels is None or c.channels % meta.band_repeat:
                 raise ModelError(f"metadata 'band_repeat' {meta.band_repeat} does not divide the network's "
                                  f"{c.channels} input channels: fix the metadata")
-            self.num_bands = c.channels // meta.band_repeat
-        static = c.size if None not in c.size else None
+            num_bands = c.channels // meta.band_repeat
+        self.num_bands = num_bands
+        h, w = c.size
+        static = (h, w) if h is not None and w is not None else None
         relaxed = static is not None and meta.size_multiple_px is not None
         self.fixed_size = (None, None) if relaxed else c.size
         self.multiple = meta.size_multiple_px or SIZE_MULTIPLE
         if static is not None and static[0] != static[1] and not relaxed:
             raise ModelError(f"the network's input is {static[0]}×{static[1]} px; Landcover tiles are square: "
                              "export the model with a square (or dynamic) input")
-        changes = {}
+        changes: _TilingChanges = {}
         if static is not None and not relaxed and meta.tile_size_px != static[0]:
             if "tile_size" in props or "tiles_size" in props:
                 meta = with_notes(meta, f"the network's input is fixed at {static[0]} px: tiles of {static[0]} px "
@@ -288,10 +301,13 @@ class OnnxModel:
     def padded_size(self, height: int, width: int) -> tuple[int, int]:
         """The (H, W) px the network is run at for a tile of ``height`` × ``width``."""
         fh, fw = self.fixed_size
-        up = lambda n: -(-n // self.multiple) * self.multiple  # noqa: E731
+
+        def up(n: int) -> int:
+            return -(-n // self.multiple) * self.multiple
+
         return (fh or up(height), fw or up(width))
 
-    def predict(self, x: np.ndarray, tta: bool = False) -> np.ndarray:
+    def predict(self, x: NDArray[Any], tta: bool = False) -> NDArray[np.float32]:
         """Probabilities ``(B, K, H, W)`` float32 for raw tiles ``x`` ``(B, C, H, W)``.
 
         ``tta``: test-time augmentation — the mean of the probabilities over the 8 flips and 90°
@@ -300,28 +316,28 @@ class OnnxModel:
         probabilities) or breaks the contract; ``LandcoverError`` for a wrong band count."""
         if not tta:
             return self._predict(x)
-        total = None
+        total = np.zeros((len(x), self.meta.num_classes, *x.shape[2:]), np.float32)
         for k in range(4):
             for flip in (False, True):
                 view = np.rot90(x, k, axes=(2, 3))
                 view = view[..., ::-1] if flip else view
                 p = self._predict(np.ascontiguousarray(view))
                 p = p[..., ::-1] if flip else p
-                p = np.rot90(p, -k, axes=(2, 3))
-                total = p.copy() if total is None else total + p
-        return total / 8
+                total += np.rot90(p, -k, axes=(2, 3))
+        total /= 8
+        return total
 
-    def normalise(self, x: np.ndarray) -> np.ndarray:
+    def normalise(self, x: NDArray[Any]) -> NDArray[np.float32]:
         """The network's input ``(B, C·band_repeat, H, W)`` float32 for raw tiles ``x`` ``(B, C, H, W)``:
         scaled from the model's ``value_range`` to 0-1, then ``(x - mean) / std`` per band
         (``model.normalise.Normaliser``, the same as training)."""
         out = self.normaliser(x)
         return np.repeat(out, self.meta.band_repeat, axis=1) if self.meta.band_repeat != 1 else out
 
-    def _run(self, x: np.ndarray) -> np.ndarray:
+    def _run(self, x: NDArray[np.float32]) -> NDArray[np.floating[Any]]:
         """The chosen output for network input ``x``, run in batches of the network's batch size."""
         if self.batch and len(x) != self.batch:  # a static batch: split, and pad the last part
-            parts = []
+            parts: list[NDArray[np.floating[Any]]] = []
             for i in range(0, len(x), self.batch):
                 part = x[i:i + self.batch]
                 n = len(part)
@@ -335,20 +351,22 @@ class OnnxModel:
             if len(x) == 1:
                 raise
         # Declared dynamic, but the graph only runs one tile at a time (e.g. a Reshape to a batch of 1).
-        out = np.concatenate([self._session_run(t[None]) for t in x])
+        out: NDArray[np.floating[Any]] = np.concatenate([self._session_run(t[None]) for t in x])
         self.batch = 1
         log.warning("%s: the network runs one tile at a time (its batch size is 1 in practice)", self.path.name)
         return out
 
-    def _session_run(self, x: np.ndarray) -> np.ndarray:
+    def _session_run(self, x: NDArray[np.float32]) -> NDArray[np.floating[Any]]:
+        """The chosen output for ``x``: float32, float16 or float64 (the contract's ``FLOAT_TENSORS``)."""
         c = self.contract
         try:
-            return self.session.run([c.output_name], {c.input_name: x}, _QUIET)[0]
+            out: NDArray[np.floating[Any]] = self.session.run([c.output_name], {c.input_name: x}, _QUIET)[0]
         except Exception as exc:
             raise ModelError(f"{self.path}: the network fails on a batch of {x.shape} ({_first_line(exc)}): "
                              "check the model's input size and batch size") from None
+        return out
 
-    def _predict(self, x: np.ndarray) -> np.ndarray:
+    def _predict(self, x: NDArray[Any]) -> NDArray[np.float32]:
         b, c, h, w = x.shape
         if c != self.num_bands:
             raise LandcoverError(f"model takes {self.num_bands} bands, got {c}")
@@ -362,7 +380,7 @@ class OnnxModel:
         out = self._as_probabilities(self._to_bkhw(out, ph, pw))
         return out[:, :, :h, :w]
 
-    def _to_bkhw(self, out: np.ndarray, ph: int, pw: int) -> np.ndarray:
+    def _to_bkhw(self, out: NDArray[np.floating[Any]], ph: int, pw: int) -> NDArray[np.float32]:
         """The raw output as ``(B, K', ph, pw)`` (K' = 1 for a sigmoid): rank 3 gets its channel axis,
         a centred smaller output is put back in the middle, its border copied from the nearest pixel."""
         if out.ndim == 3:
@@ -382,7 +400,7 @@ class OnnxModel:
             out = np.pad(out, ((0, 0), (0, 0), (m, m), (m, m)), mode="edge")
         return np.ascontiguousarray(out, dtype=np.float32)
 
-    def _as_probabilities(self, out: np.ndarray) -> np.ndarray:
+    def _as_probabilities(self, out: NDArray[np.float32]) -> NDArray[np.float32]:
         """Class probabilities from the network's scores, checked: raises ``ModelError`` for
         non-finite values, sigmoid scores outside [0, 1] or declared probabilities not summing to 1."""
         if not np.isfinite(out).all():
@@ -426,7 +444,7 @@ class OnnxModel:
 
 
 
-def threshold_remap(p: np.ndarray, thresh: float) -> np.ndarray:
+def threshold_remap(p: NDArray[np.float32], thresh: float) -> NDArray[np.float32]:
     """A monotone map of sigmoid probabilities ``p`` onto [0, 1] that sends ``thresh`` to just above
     0.5, so that the argmax of ``[1 - q, q]`` is the class exactly where ``p ≥ thresh`` (Deepness' and
     GeoDeep's rule) and blending still averages probabilities. ``thresh`` 0.5 leaves ``p`` as it is
@@ -468,7 +486,7 @@ def compatible_tools(path: str | Path) -> dict[str, str]:
     raw = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]) if model.relaxed else session
     inp, outs = raw.get_inputs()[0].shape, [o.shape for o in raw.get_outputs()]
 
-    def loads(key):
+    def loads(key: str) -> Any:
         try:
             return json.loads(props[key])
         except (KeyError, json.JSONDecodeError):

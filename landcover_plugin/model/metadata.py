@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, overload
 
 from ..errors import ModelError
 
@@ -60,7 +61,7 @@ class ModelMetadata:
     description: str = ""
     license: str = ""
     attribution: str = ""
-    extra: dict = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
 
     @property
@@ -118,7 +119,7 @@ def _seg_small_segment(px: int) -> int:
     return int(round(math.sqrt(px) / 2)) if px > 0 else 0
 
 
-def _opt(value):
+def _opt(value: tuple[Any, ...] | None) -> list[Any] | None:
     return None if value in (None, "", ()) else (list(value) if isinstance(value, tuple) else value)
 
 
@@ -231,7 +232,11 @@ def _load(props: Mapping[str, str], key: str) -> Any:
         return raw
 
 
-def _number(props: Mapping[str, str], key: str, kind=float, positive: bool = True):
+@overload
+def _number(props: Mapping[str, str], key: str, kind: type[int], positive: bool = True) -> int: ...
+@overload
+def _number(props: Mapping[str, str], key: str, kind: type[float] = float, positive: bool = True) -> float: ...
+def _number(props: Mapping[str, str], key: str, kind: type[int] | type[float] = float, positive: bool = True) -> int | float:
     value = _load(props, key)
     try:
         if isinstance(value, bool):

@@ -2,9 +2,11 @@
 metadata): raw band values → ``((x - low) / (high - low) - mean) / std`` per band, float32."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 
 class Normaliser:
@@ -21,7 +23,7 @@ class Normaliser:
         self.std = np.asarray(std if std is not None else [1.0] * n, np.float32)[:, None, None]
         self._identity = mean is None and std is None
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
+    def __call__(self, x: NDArray[Any]) -> NDArray[np.float32]:
         out = np.subtract(x, self.low, dtype=np.float32)
         out /= self.high - self.low
         if not self._identity:
@@ -30,7 +32,7 @@ class Normaliser:
         return out
 
 
-def normalise(x: np.ndarray, value_range: Sequence[float], mean: Sequence[float] | None = None,
-              std: Sequence[float] | None = None) -> np.ndarray:
+def normalise(x: NDArray[Any], value_range: Sequence[float], mean: Sequence[float] | None = None,
+              std: Sequence[float] | None = None) -> NDArray[np.float32]:
     """``Normaliser(value_range, mean, std)(x)``, for one-off calls."""
     return Normaliser(value_range, mean, std, x.shape[-3])(x)

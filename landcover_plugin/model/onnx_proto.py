@@ -8,7 +8,8 @@ Raises ``ValueError`` for bytes that are not a well-formed protobuf message.
 """
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
+from pathlib import Path
 
 
 def _varint(buf: bytes, pos: int) -> tuple[int, int]:
@@ -46,6 +47,7 @@ def fields(buf: bytes) -> Iterator[tuple[int, int, bytes | int, bytes]]:
         start = pos
         tag, pos = _varint(buf, pos)
         number, wire = tag >> 3, tag & 7
+        value: bytes | int
         if wire == 0:
             value, pos = _varint(buf, pos)
         elif wire == 2:
@@ -69,13 +71,13 @@ def metadata_props(model: bytes) -> dict[str, str]:
     """An ONNX file's ``metadata_props`` as a dict."""
     props = {}
     for number, wire, value, _ in fields(model):
-        if number == 14 and wire == 2:
-            entry = {n: v for n, w, v, _ in fields(value) if w == 2}
+        if number == 14 and wire == 2 and isinstance(value, bytes):
+            entry = {n: v for n, w, v, _ in fields(value) if w == 2 and isinstance(v, bytes)}
             props[entry.get(1, b"").decode("utf-8")] = entry.get(2, b"").decode("utf-8")
     return props
 
 
-def file_metadata_props(path) -> dict[str, str]:
+def file_metadata_props(path: str | Path) -> dict[str, str]:
     """``metadata_props`` of an ONNX file, read without loading the graph (its bytes are skipped)."""
     props = {}
     with open(path, "rb") as fh:
@@ -129,7 +131,7 @@ def _free_dims(value_info: bytes, axes: tuple[int, ...], names: tuple[str, ...])
     def rewrite(buf: bytes, path: tuple[int, ...]) -> bytes:
         out = bytearray()
         for number, wire, value, raw in fields(buf):
-            if wire == 2 and number == path[0]:
+            if wire == 2 and isinstance(value, bytes) and number == path[0]:
                 out += _delimited(number, shape(value) if len(path) == 1 else rewrite(value, path[1:]))
             else:
                 out += raw
@@ -143,10 +145,13 @@ def free_spatial_dims(model: bytes) -> bytes:
     symbolic (``height``, ``width``), everything else byte for byte as it was."""
     out = bytearray()
     for number, wire, value, raw in fields(model):
-        if number == 7 and wire == 2:
+        if number == 7 and wire == 2 and isinstance(value, bytes):
             graph = bytearray()
             for n, w, v, r in fields(value):
-                graph += _delimited(n, _free_dims(v, (2, 3), ("height", "width"))) if n in (11, 12) and w == 2 else r
+                if n in (11, 12) and w == 2 and isinstance(v, bytes):  # an input or output ValueInfoProto
+                    graph += _delimited(n, _free_dims(v, (2, 3), ("height", "width")))
+                else:
+                    graph += r
             out += _delimited(7, bytes(graph))
         else:
             out += raw

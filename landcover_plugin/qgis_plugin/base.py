@@ -88,7 +88,7 @@ class LandcoverAlgorithm(QgsProcessingAlgorithm):
     REQUIRES: tuple[str, ...] = ()
     MODEL_PARAMETERS: tuple[str, ...] = ()  # parameters that name a model (see ``check_ready``)
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
         self._stylers: list[LegendStyler] = []  # post-processors must outlive processAlgorithm
 

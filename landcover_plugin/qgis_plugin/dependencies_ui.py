@@ -49,7 +49,7 @@ class _State(QObject):
 
     changed = pyqtSignal()
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
         self.report: deps.Report | None = None
 

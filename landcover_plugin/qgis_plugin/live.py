@@ -13,14 +13,19 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from qgis.core import QgsApplication, QgsCoordinateTransform, QgsMessageLog, QgsProject, QgsRasterLayer, QgsRectangle, QgsTask
 from qgis.PyQt.QtCore import QObject, QTimer, pyqtSignal
 
-from ..engine.live import LiveClassifier, TileCache, choose_level, write_view
+from ..engine.grid import Grid
+from ..engine.live import LiveClassifier, LiveView, TileCache, choose_level, write_view
 from ..errors import Cancelled
 from ..feedback import Feedback
 from .provider_source import LayerInfo, ProviderSource, is_file_layer, layer_grid
+
+if TYPE_CHECKING:
+    from ..model.adapter import OnnxModel
 
 DEBOUNCE_MS = 120  # wait for the map to settle before classifying
 LAYER_NAME = "Landcover live"
@@ -49,8 +54,8 @@ class LiveTask(QgsTask):
                  path: Path, provider=None):
         super().__init__("Landcover live view", QgsTask.CanCancel | QgsTask.CancelWithoutPrompt)  # never holds up quitting QGIS
         self.session, self.bounds, self.screen_units, self.path, self.provider = session, bounds, screen_units, path, provider
-        self.view = None
-        self.error = None
+        self.view: LiveView | None = None
+        self.error: str | None = None
         self.note = ""
         self.reading = None  # the source this task reads while it holds the classifier's lock
 
@@ -93,6 +98,13 @@ class LiveTask(QgsTask):
         self.session.task_finished(self, ok)
 
 
+def _pixel_width(grid: Grid) -> float:
+    """Map units per pixel along x of a layer's grid (``layer_grid`` always georeferences it)."""
+    if grid.geotransform is None:
+        raise RuntimeError("a live layer grid without a geotransform")
+    return grid.geotransform[1]
+
+
 class LiveSession:
     """The layer and model being classified live (the model and classifier are made on a worker
     thread at first use), the folder of written views, and the tasks still running; closed once its
@@ -105,10 +117,10 @@ class LiveSession:
         self.model_path, self.device, self.cache = model_path, device, cache
         self.gsd_option = "auto"
         self.folder = Path(tempfile.mkdtemp(prefix="landcover-live-"))
-        self.controller = None
+        self.controller: LiveController | None = None
         self.tasks: set[LiveTask] = set()  # Python must hold running tasks, or their run() is lost
         self._live: LiveClassifier | None = None
-        self._model = None
+        self._model: OnnxModel | None = None
         self._lock = threading.Lock()
 
     def classifier(self, bounds: tuple[float, float, float, float]) -> LiveClassifier:
@@ -131,7 +143,7 @@ class LiveSession:
             gsd = meta.gsd_m or (bounds[2] - bounds[0]) / 1000  # a model without GSD: about the first view's resolution
             if self._live is not None:
                 probe = layer_grid(self.info, self.info.extent, gsd, centre, max_pixels=None)
-                if abs(probe.geotransform[1] / self._live.source.grid.geotransform[1] - 1) > REGRID:
+                if abs(_pixel_width(probe) / _pixel_width(self._live.source.grid) - 1) > REGRID:
                     with self._live.lock:
                         self._live.close()
                     self._live = None
@@ -180,16 +192,16 @@ class LiveController(QObject):
         self.timer = QTimer(self)
         self.timer.setSingleShot(True)
         self.timer.timeout.connect(self.refresh)
-        self.session = None
-        self.source_layer = None
+        self.session: LiveSession | None = None
+        self.source_layer: QgsRasterLayer | None = None
         self.model_path: str | None = None
         self.device: str | None = None
-        self.layer = None
-        self.task = None
-        self.changed_at = None
+        self.layer: QgsRasterLayer | None = None
+        self.task: LiveTask | None = None
+        self.changed_at: float | None = None
         self.count = 0  # views requested
         self.superseded = 0  # views whose running task a newer view cancelled
-        self.last_seconds = None
+        self.last_seconds: float | None = None
         self.opacity = 1.0
 
     def set_opacity(self, opacity: float) -> None:
@@ -232,9 +244,9 @@ class LiveController(QObject):
             self.changed_at = time.perf_counter()
         self.timer.start(DEBOUNCE_MS)
 
-    def refresh(self):
+    def refresh(self) -> None:
         """Cancel stale work and classify the current view in a new background task."""
-        if not self.active or self.source_layer is None:
+        if self.session is None or self.source_layer is None:  # not active, or the source layer is gone
             return
         if self.task is not None:
             self.task.cancel()
@@ -252,8 +264,8 @@ class LiveController(QObject):
         QgsApplication.taskManager().addTask(self.task)
 
     def task_finished(self, task: LiveTask, ok: bool):
-        if task is not self.task or not self.active:
-            return  # stale: a newer view was requested meanwhile
+        if task is not self.task or self.session is None:
+            return  # stale: a newer view was requested meanwhile (or live mode is off)
         self.task = None
         if task.error:
             self.status.emit(f"Live: error — {task.error}")
@@ -262,6 +274,8 @@ class LiveController(QObject):
         if not ok:
             return
         view = task.view
+        if self.changed_at is None:  # view_changed() sets it before any view's task starts
+            raise RuntimeError("a live view finished with no view change pending")
         seconds = time.perf_counter() - self.changed_at
         self.changed_at = None
         if view is None:
@@ -308,12 +322,12 @@ class LiveController(QObject):
 
     def stop(self, message: str = "Live: off"):
         """Switch live mode off: cancel work, remove the live layer and its files."""
-        if not self.active:
+        session = self.session
+        if session is None:  # not active
             return
         self.timer.stop()
         self.canvas.extentsChanged.disconnect(self.view_changed)
         QgsProject.instance().layersWillBeRemoved.disconnect(self.layers_removed)
-        session = self.session
         self.session = self.task = self.changed_at = None
         session.controller = None
         if self.layer is not None:

@@ -208,7 +208,7 @@ def load_config(path: str | Path, **overrides) -> TrainConfig:
         for image in sorted(base.glob(image_glob)):
             pairs.append((str(image.resolve()), str((image.parent / label_template.format(stem=image.stem)).resolve())))
     for image, label in raw.get("pairs", []):
-        pairs.append(tuple(str((base / p).resolve()) for p in (image, label)))
+        pairs.append((str((base / image).resolve()), str((base / label).resolve())))
     if not pairs:
         raise LandcoverError(f"training config {path}: 'pairs' or 'pair_globs' must give [image, label] pairs")
     for pair in pairs:

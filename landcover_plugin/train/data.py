@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 from osgeo import gdal
 
 from ..engine.reader import grid_of, on_grid, open_raster, read_window
@@ -194,7 +196,8 @@ def sample_batch(pairs: list[Pair], config: TrainConfig, rng: np.random.Generato
     widths = np.array([max(p.split_col - s, 0) * (p.image.shape[1] - s) for p in pairs], float)
     if widths.sum() == 0:
         raise LandcoverError(f"no training area of at least {s}×{s} px left after the validation split")
-    images, labels = [], []
+    images: list[NDArray[Any]] = []  # raw dtype
+    labels: list[NDArray[np.uint8]] = []
     tries = 0
     while len(images) < config.batch_size:
         tries += 1
@@ -273,7 +276,8 @@ class CropSampler:
                     found.setdefault(int(c), []).append((np.full(len(ys), i, np.int32), ys.astype(np.int32) * index_stride,
                                                           xs.astype(np.int32) * index_stride))
             for c in sorted(found):
-                self.by_class.append(tuple(np.concatenate(parts) for parts in zip(*found[c])))
+                index, ys, xs = (np.concatenate(parts) for parts in zip(*found[c]))
+                self.by_class.append((index, ys, xs))
 
     def _region(self, rng: np.random.Generator, rows: int, cols: int) -> tuple[np.ndarray, np.ndarray] | None:
         """An image/label region resampled to ``rows`` × ``cols`` px, or ``None`` when too little is labelled."""
@@ -313,7 +317,10 @@ class CropSampler:
         n = max(2, int(round(config.batch_size * config.crop ** 2 / s ** 2)))
         paired = config.consistency > 0
         n += n % 2 if paired else 0
-        images, labels, augs, pairs = [], [], [], []
+        images: list[NDArray[Any]] = []  # raw dtype
+        labels: list[NDArray[np.uint8]] = []
+        augs: list[tuple[int, bool]] = []
+        pairs: list[tuple[int, int, tuple[int, int], tuple[int, int]]] = []
         tries = 0
         while len(images) < n:
             tries += 1
@@ -326,7 +333,7 @@ class CropSampler:
                 if region is None:
                     continue
                 ya, xa = max(0, -dy), max(0, -dx)
-                offsets = [(ya, xa), (ya + dy, xa + dx)]
+                offsets = ((ya, xa), (ya + dy, xa + dx))
                 pairs.append((len(images), len(images) + 1, *offsets))
                 for y, x in offsets:
                     img, lab, aug = self._augment(region[0][:, y:y + s, x:x + s], region[1][y:y + s, x:x + s], rng)

