@@ -107,7 +107,13 @@ class FinetuneTask(QgsTask):
                                         creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0))
                 assert proc.stdout is not None
                 lines: queue.Queue = queue.Queue()
-                threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout] + [lines.put(None)], daemon=True).start()
+                stdout = proc.stdout
+
+                def pump() -> None:  # the worker's JSON lines, then None at its end
+                    for line in stdout:
+                        lines.put(line)
+                    lines.put(None)
+                threading.Thread(target=pump, daemon=True).start()
                 outcome: dict = {}
                 while True:
                     if self.isCanceled() and proc.poll() is None:

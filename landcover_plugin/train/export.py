@@ -181,12 +181,13 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     tiling = None
     if len(args) == 4 and args[0] == "--tiling":
-        tiling, args = tuple(int(v) for v in args[1].split("/")), args[2:]
+        tile_px, overlap_px = (int(v) for v in args[1].split("/"))
+        tiling, args = (tile_px, overlap_px), args[2:]
     if len(args) != 2:
         print("usage: python -m landcover_plugin.train.export [--tiling TILE/OVERLAP] IN.onnx OUT.onnx", file=sys.stderr)
         return 2
     try:
-        meta = set_tiling(*args, *tiling) if tiling else upgrade_model(*args)
+        meta = set_tiling(args[0], args[1], *tiling) if tiling else upgrade_model(*args)
     except LandcoverError as exc:
         print(f"landcover: error: {exc}", file=sys.stderr)
         return 2

@@ -39,6 +39,7 @@ import time
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads OpenMP: spinning waits slow shared CPUs
 
@@ -482,7 +483,7 @@ def probe_features(net, rec, cells: list[Cell], rng: np.random.Generator, feedba
     from torch.nn import functional as F
 
     head = head_of(net)
-    captured = {}
+    captured: dict[str, Any] = {}
     hook = head.register_forward_pre_hook(lambda m, args: captured.__setitem__("x", args[0]))
     xs, ys, us = [], [], []
     try:
@@ -691,7 +692,7 @@ def finetune(params: FinetuneParams, feedback: Feedback | None = None) -> Finetu
         if params.steps:
             progress = step / params.steps
         else:
-            progress = elapsed / budget2 if budget2 else 1.0  # type: ignore[operator]
+            progress = elapsed / budget2 if budget2 else 1.0
         if progress >= 1:
             break
         fb.check_cancelled()
