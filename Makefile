@@ -40,9 +40,9 @@ demo: setup
 test: setup
 	$(PY) -m pytest -q tests
 
-# The unit tests: no real data (../shared), no QGIS window, nothing slow; a few minutes on 2 cores.
+# The unit tests: no real data (../shared), no QGIS (qgis_process or window), nothing slow; under 3 minutes on 2 cores.
 test-fast: setup
-	$(PY) -m pytest -q -m "not shared_data and not desktop and not slow" tests
+	$(PY) -m pytest -q -m "not shared_data and not qgis and not desktop and not slow" tests
 
 # Lint (ruff), types (mypy: strict on engine/ and model/) and the declared minimum Python (vermin: 3.9).
 check: setup

@@ -26,6 +26,7 @@ def scene(tmp_path):
     return image, labels
 
 
+@pytest.mark.slow  # a whole fine-tuning run through qgis_process
 def test_finetune_writes_a_model_that_classify_runs(qgis_env, tmp_path, scene):
     image, labels = scene
     model = tmp_path / "adapted.onnx"

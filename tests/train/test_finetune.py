@@ -54,6 +54,7 @@ def run(scene, tmp_path, **kw):
     return finetune(params, feedback)
 
 
+@pytest.mark.slow  # a whole fine-tuning run
 def test_an_adapted_model_is_complete_and_classify_runs_it(scene, tmp_path):
     result = run(scene, tmp_path, holdout=0.2)
     out = tmp_path / "adapted.onnx"
@@ -147,6 +148,7 @@ def test_bad_inputs_are_refused_in_one_line_and_nothing_is_written(scene, tmp_pa
     assert set(tmp_path.iterdir()) == before  # no model, no card, no temporary file
 
 
+@pytest.mark.slow  # a whole fine-tuning run in another process
 def test_the_command_line(scene, tmp_path):
     _, image, labels = scene
     out = tmp_path / "cli.onnx"
@@ -160,6 +162,7 @@ def test_the_command_line(scene, tmp_path):
     assert bad.returncode == 2 and bad.stderr.startswith("landcover: error: polygons") and bad.stderr.count("\n") == 1
 
 
+@pytest.mark.slow  # a whole fine-tuning run in another process
 def test_the_worker_process_reports_json_lines_and_stops_cleanly_on_sigterm(scene, tmp_path):
     """What the QGIS dock runs: progress, notes and the result as JSON lines; SIGTERM (Cancel) writes nothing."""
     import os
