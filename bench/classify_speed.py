@@ -4,9 +4,11 @@ per-tile baseline (one tile per session call: read, infer, hard centre-crop, wri
 plugins do) at the same tile size and overlap. Both end-to-end runs are processes of their own, timed
 from start to exit (imports, model load and writing included).
 
-Usage: .venv/bin/python bench/classify_speed.py [RASTER ...] [--tile-size 512] [--overlap 128]
-       [--batch-size 4] [--device cpu] [--no-baseline] [--repeat 3] [--model-seconds 10] [--json out.json]
-With no RASTER: the 21 MP FLAIR mosaic Z3 and a VRT stacking it 4× vertically (84 MP, same width).
+Usage: .venv/bin/python bench/classify_speed.py [RASTER ...] [--tile-size PX] [--overlap PX]
+       [--batch-size N] [--device cpu] [--no-baseline] [--repeat 3] [--model-seconds 10] [--json out.json]
+Tile size, overlap and batch size default to what `landcover classify` uses (the model's metadata,
+the engine's default batch for the provider). With no RASTER: the 21 MP FLAIR mosaic Z3 and a VRT
+stacking it 4× vertically (84 MP, same width).
 Each raster gets ``--repeat`` rounds (model-only limit, end to end, baseline, back to back); the table
 gives medians, the JSON also their ranges. MP/s counts input raster pixels (the model-only figure
 counts the pixels the blended output gains per tile at this overlap, so the two are comparable).
@@ -29,6 +31,7 @@ import onnxruntime as ort
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+from landcover_plugin.engine.classify import default_batch_size  # noqa: E402
 from landcover_plugin.engine.windows import window_rows  # noqa: E402
 from landcover_plugin.model.adapter import OnnxModel  # noqa: E402
 from landcover_plugin.model.registry import resolve_model  # noqa: E402
@@ -141,9 +144,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("rasters", nargs="*")
     ap.add_argument("--model", default="flair-rgb")
-    ap.add_argument("--tile-size", type=int, default=512)
-    ap.add_argument("--overlap", type=int, default=128)
-    ap.add_argument("--batch-size", type=int, default=4)
+    ap.add_argument("--tile-size", type=int, help="default: the model's")
+    ap.add_argument("--overlap", type=int, help="default: the model's")
+    ap.add_argument("--batch-size", type=int, help="default: classify's for the execution provider")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--no-baseline", dest="baseline", action="store_false")
     ap.add_argument("--repeat", type=int, default=3, help="rounds per raster; medians are reported")
@@ -151,13 +154,15 @@ def main() -> None:
     ap.add_argument("--json")
     ap.add_argument("--baseline-to", help=argparse.SUPPRESS)  # internal: run the baseline alone into this file
     args = ap.parse_args()
+    model = OnnxModel(resolve_model(args.model), args.device)
+    args.tile_size = args.tile_size or model.meta.tile_size_px
+    args.overlap = model.meta.overlap_px if args.overlap is None else args.overlap
+    args.batch_size = args.batch_size or default_batch_size(model.provider, args.tile_size)
     if args.baseline_to:
-        model = OnnxModel(resolve_model(args.model), args.device)
         baseline(args.rasters[0], model, args.tile_size, args.overlap, Path(args.baseline_to))
         return
     tmp = Path(tempfile.mkdtemp())
     rasters = args.rasters or [str(DEFAULT_RASTER), str(stacked_vrt(DEFAULT_RASTER, 4, tmp / "Z3_x4.vrt"))]
-    model = OnnxModel(resolve_model(args.model), args.device)
     info = {"provider": model.provider, "onnxruntime": ort.__version__, "cpu": platform.processor() or platform.machine(),
             "cores": os.cpu_count(), "ort_intra_op_threads": "default (one per core)", "tile_size": args.tile_size,
             "overlap": args.overlap, "batch_size": args.batch_size}

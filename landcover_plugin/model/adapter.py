@@ -35,8 +35,10 @@ log = logging.getLogger(__name__)
 DEVICES = ("auto", "cpu", "cuda")
 _PROVIDERS = {"cuda": "CUDAExecutionProvider", "cpu": "CPUExecutionProvider"}
 SIZE_MULTIPLE = 32  # tiles are padded to a multiple of the network's total stride
-SUM_TOLERANCE = 1e-2
-FLOAT_TENSORS = ("tensor(float)", "tensor(float16)", "tensor(double)")  # probabilities must sum to 1 within this
+SUM_TOLERANCE = 1e-2  # probabilities must sum to 1 within this
+NON_FINITE = ("{path}: the network produced non-finite values (NaN or infinity) for this tile: check the input's "
+              "value range and the model's metadata (value_range, standardisation)")
+FLOAT_TENSORS = ("tensor(float)", "tensor(float16)", "tensor(double)")
 _QUIET = ort.RunOptions()
 _QUIET.log_severity_level = 4  # a failing run becomes one ModelError line, not also onnxruntime's log
 
@@ -403,10 +405,18 @@ class OnnxModel:
     def _as_probabilities(self, out: NDArray[np.float32]) -> NDArray[np.float32]:
         """Class probabilities from the network's scores, checked: raises ``ModelError`` for
         non-finite values, sigmoid scores outside [0, 1] or declared probabilities not summing to 1."""
-        if not np.isfinite(out).all():
-            raise ModelError(f"{self.path}: the network produced non-finite values (NaN or infinity) for this tile: "
-                             "check the input's value range and the model's metadata (value_range, standardisation)")
         kind = self.meta.output
+        if kind == "probabilities" and not self.contract.sigmoid:
+            # one pass over the classes: a NaN or infinity anywhere makes its pixel's sum non-finite
+            sums = out.sum(axis=1)
+            if not np.isfinite(sums).all():
+                raise ModelError(NON_FINITE.format(path=self.path))
+            if np.abs(sums - 1).max() > SUM_TOLERANCE:
+                raise ModelError(f"{self.path}: the network's class probabilities sum to {sums.min():.3g}–{sums.max():.3g}, "
+                                 "not 1: set metadata 'output' to 'logits' (or 'sigmoid' for independent per-class scores)")
+            return out
+        if not np.isfinite(out).all():
+            raise ModelError(NON_FINITE.format(path=self.path))
         if self.contract.sigmoid:
             p = out[:, 0]
             if p.min() < -1e-4 or p.max() > 1 + 1e-4:
@@ -418,12 +428,6 @@ class OnnxModel:
             out = out - out.max(axis=1, keepdims=True)
             np.exp(out, out=out)
             out /= out.sum(axis=1, keepdims=True)
-            return out
-        if kind == "probabilities":
-            sums = out.sum(axis=1)
-            if np.abs(sums - 1).max() > SUM_TOLERANCE:
-                raise ModelError(f"{self.path}: the network's class probabilities sum to {sums.min():.3g}–{sums.max():.3g}, "
-                                 "not 1: set metadata 'output' to 'logits' (or 'sigmoid' for independent per-class scores)")
             return out
         # 'sigmoid' scores, or 'auto' (another tool's model that does not say): argmax is all Deepness and GeoDeep take.
         if out.min() < -1e-4 or out.max() > 1 + 1e-4:
