@@ -167,14 +167,32 @@ class GridResampler:
         ``valid_rows`` ``(n, wc)`` (``self.probs``, ``self.valid``; buffer row 0 is work row ``top``)."""
         v0 = np.array([r[0] for r in rows]) - self.top
         v1 = np.array([r[1] for r in rows]) - self.top
-        fv = np.array([r[2] for r in rows], np.float32)[:, None]
+        fv = np.array([r[2] for r in rows], np.float32)[:, None]  # (m, 1)
+        # In place, one gather per neighbour: these arrays are K output rows wide and this runs on every pixel.
+        upper, lower = probs[:, v0], probs[:, v1]  # (K, m, wc) copies
+        if valid_rows[v0].all() and valid_rows[v1].all():  # the usual case: a plain bilinear interpolation
+            lower -= upper
+            lower *= fv
+            upper += lower  # the vertical pass
+            out = np.take(upper, self.u0, axis=2)
+            right = np.take(upper, self.u1, axis=2)
+            right -= out
+            right *= self.fu
+            out += right
+            return out, np.ones(out.shape[1:], np.float32)
         # weighted by validity: interpolate p·valid and valid, then divide
         w0, w1 = valid_rows[v0] * (1 - fv), valid_rows[v1] * fv  # (m, wc)
-        vert = probs[:, v0] * w0 + probs[:, v1] * w1  # (K, m, wc)
+        upper *= w0
+        lower *= w1
+        upper += lower
         vw = w0 + w1
-        fu = self.fu
-        out = vert[:, :, self.u0] * (1 - fu) + vert[:, :, self.u1] * fu
-        weight = vw[:, self.u0] * (1 - fu) + vw[:, self.u1] * fu
+        fu, gu = self.fu, 1 - self.fu
+        out = np.take(upper, self.u0, axis=2)
+        out *= gu
+        right = np.take(upper, self.u1, axis=2)
+        right *= fu
+        out += right
+        weight = vw[:, self.u0] * gu + vw[:, self.u1] * fu
         valid = weight > 1e-6
         np.divide(out, weight, out=out, where=valid)
         return out, valid.astype(np.float32)
