@@ -124,16 +124,14 @@ def add_area(layer: QgsVectorLayer, geometry: QgsGeometry, class_name: str, canv
     return bool(ok)
 
 
-class PolygonTool(QgsMapTool):
-    """Click the corners; right-click (or double-click) closes the polygon; Esc drops it."""
+class DrawingTool(QgsMapTool):
+    """A map tool that draws an area as a rubber band in the picked class's colour and emits it."""
 
     drawn = pyqtSignal(object)  # QgsGeometry in the canvas CRS
 
     def __init__(self, canvas):
         super().__init__(canvas)
         self.band = QgsRubberBand(canvas, QgsWkbTypes.PolygonGeometry)
-        self.band.setStrokeColor(QColor(255, 0, 255))
-        self.band.setWidth(2)
         self.points: list[QgsPointXY] = []
         self.setCursor(Qt.CrossCursor)
 
@@ -142,6 +140,23 @@ class PolygonTool(QgsMapTool):
         fill.setAlpha(90)
         self.band.setFillColor(fill)
         self.band.setStrokeColor(QColor(color))
+
+    def reset(self):
+        self.points = []
+        self.band.reset(QgsWkbTypes.PolygonGeometry)
+
+    def deactivate(self):
+        self.reset()
+        super().deactivate()
+
+
+class PolygonTool(DrawingTool):
+    """Click the corners; right-click (or double-click) closes the polygon; Esc drops it."""
+
+    def __init__(self, canvas):
+        super().__init__(canvas)
+        self.band.setStrokeColor(QColor(255, 0, 255))
+        self.band.setWidth(2)
 
     def canvasPressEvent(self, event):  # noqa: N802 (QGIS' name)
         if event.button() == Qt.RightButton:
@@ -175,32 +190,13 @@ class PolygonTool(QgsMapTool):
             self.drawn.emit(QgsGeometry.fromPolygonXY([points]))
         self.reset()
 
-    def reset(self):
-        self.points = []
-        self.band.reset(QgsWkbTypes.PolygonGeometry)
 
-    def deactivate(self):
-        self.reset()
-        super().deactivate()
-
-
-class BrushTool(QgsMapTool):
+class BrushTool(DrawingTool):
     """Drag to paint a stroke ``size`` screen pixels wide; it becomes the stroke's buffer polygon."""
-
-    drawn = pyqtSignal(object)
 
     def __init__(self, canvas, size: int = 24):
         super().__init__(canvas)
         self.size = size
-        self.band = QgsRubberBand(canvas, QgsWkbTypes.PolygonGeometry)
-        self.points: list[QgsPointXY] = []
-        self.setCursor(Qt.CrossCursor)
-
-    def set_color(self, color: str):
-        fill = QColor(color)
-        fill.setAlpha(90)
-        self.band.setFillColor(fill)
-        self.band.setStrokeColor(QColor(color))
 
     def radius(self) -> float:
         return self.size / 2 * self.canvas().mapUnitsPerPixel()
@@ -224,13 +220,7 @@ class BrushTool(QgsMapTool):
         if self.points:
             self.points.append(event.mapPoint())
             self.drawn.emit(self.stroke())
-        self.points = []
-        self.band.reset(QgsWkbTypes.PolygonGeometry)
-
-    def deactivate(self):
-        self.points = []
-        self.band.reset(QgsWkbTypes.PolygonGeometry)
-        super().deactivate()
+        self.reset()
 
 
 def swatch(color: str) -> QIcon:
