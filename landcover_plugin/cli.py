@@ -325,7 +325,7 @@ def _export(args) -> int:
     from .train.config import load_config
 
     check_output_path(args.output, "output model", (".onnx",), (args.checkpoint,))
-    config = load_config(args.config)
+    config = load_config(args.config, **_settings(args.set))
     if not Path(args.checkpoint).is_file():
         raise LandcoverError(f"checkpoint {args.checkpoint} not found: give a run folder's best.pt or last.pt")
     from .train.trainer import export_checkpoint  # PyTorch loads only once the arguments are right
@@ -464,6 +464,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", help="state dict written by `landcover train` (run folder's best.pt)")
     p.add_argument("--config", required=True, help="the training config the checkpoint was trained with")
     p.add_argument("--output", required=True, help="ONNX file to write")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="the run's config overrides (as for train), e.g. metadata: --set version='\"1.1\"'")
     p.set_defaults(func=_export)
     return parser
 

@@ -53,6 +53,9 @@ class TrainConfig:
     focal_gamma: float = 2.0  # for the "focal" term
     scale_jitter: tuple[float, float] | None = None  # e.g. [0.5, 2]: ground extent of a crop × this (log-uniform)
     scale_jitter_fraction: float = 1.0  # the share of crops that get scale jitter (the others keep the GSD)
+    degrade: tuple[float, float] | None = None  # e.g. [1, 2.5]: detail of a crop averaged down by this factor, then cubic back up
+    degrade_fraction: float = 0.5  # the share of crops that get degraded (with ``degrade``)
+    init_model: str | None = None  # start from this model's weights (an ONNX written by landcover train, or a run's .pt)
     crop_sizes: tuple[int, ...] = ()  # per batch, a crop size from these (px); batch size scaled to keep pixels
     color_jitter: float = 0.0  # per-band gain, brightness, contrast, gamma, saturation jitter of this strength
     haze: float = 0.0  # haze (blend towards a bright airlight) of up to this opacity, on half the crops
@@ -128,6 +131,11 @@ _TYPES = {
     "focal_gamma": (lambda v: _is_number(v) and v >= 0, "a number ≥ 0"),
     "scale_jitter": (lambda v: v is None or (_is_pair(v, lambda x: _is_number(x) and x > 0) and v[0] <= v[1]),
                      "[low, high] scale factors (or null)"),
+    "scale_jitter_fraction": (lambda v: _is_number(v) and 0 <= v <= 1, "a number in [0, 1]"),
+    "degrade": (lambda v: v is None or (_is_pair(v, lambda x: _is_number(x) and x >= 1) and v[0] <= v[1]),
+                "[low, high] factors ≥ 1 (or null)"),
+    "degrade_fraction": (lambda v: _is_number(v) and 0 <= v <= 1, "a number in [0, 1]"),
+    "init_model": (lambda v: v is None or (isinstance(v, str) and v.strip() != ""), "a model path (or null)"),
     "schedule": (lambda v: isinstance(v, str), "a string"),
     "early_stop_patience": (lambda v: _is_int(v) and v >= 0, "an integer ≥ 0"),
     "device": (lambda v: isinstance(v, str), "a string"),
@@ -195,6 +203,7 @@ def load_config(path: str | Path, **overrides) -> TrainConfig:
     if not isinstance(raw, dict):
         raise LandcoverError(f"training config {path} must be a JSON object {{\"name\": …, \"pairs\": …, \"classes\": …}}, "
                              f"got a JSON {_json_type(raw)}: see models/flair-rgb.train.json")
+    init_from_set = overrides.get("init_model") is not None
     raw.update({k: v for k, v in overrides.items() if v is not None})
     known = {f.name for f in fields(TrainConfig)} | {"pair_globs"}  # pair_globs expand into pairs
     unknown = set(raw) - known
@@ -225,6 +234,16 @@ def load_config(path: str | Path, **overrides) -> TrainConfig:
         raw["scale_jitter"] = tuple(raw["scale_jitter"])
         if len(raw["scale_jitter"]) != 2 or not 0 < raw["scale_jitter"][0] <= raw["scale_jitter"][1]:
             raise LandcoverError(f"training config {path}: scale_jitter must be [low, high] with 0 < low <= high")
+    if raw.get("degrade") is not None:
+        raw["degrade"] = tuple(raw["degrade"])
+    if raw.get("init_model"):
+        # from the file: relative to its folder (like the pairs); from --set: relative to the working folder
+        init = Path(raw["init_model"]).expanduser()
+        init = (init if init_from_set else base / init).resolve()
+        if not init.is_file():
+            raise LandcoverError(f"training config {path}: init_model {init} does not exist: give a model written by "
+                                 "landcover train (.onnx) or a run folder's best.pt")
+        raw["init_model"] = str(init)
     if any(s % 32 or s < 32 for s in raw.get("crop_sizes", ())):
         raise LandcoverError(f"training config {path}: crop_sizes must be multiples of 32 px")
     choices = {"architecture": ARCHITECTURES, "schedule": ("onecycle", "cosine"),

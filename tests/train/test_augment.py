@@ -12,7 +12,7 @@ torch = pytest.importorskip("torch")
 from landcover_plugin.errors import LandcoverError  # noqa: E402
 from landcover_plugin.train import trainer  # noqa: E402
 from landcover_plugin.train.config import ClassSpec, TrainConfig, load_config  # noqa: E402
-from landcover_plugin.train.data import IGNORE, CropSampler, Pair, photometric, resample_crop, scale_factor, uses_crop_sampler  # noqa: E402
+from landcover_plugin.train.data import IGNORE, CropSampler, Pair, degrade, photometric, resample_crop, scale_factor, uses_crop_sampler  # noqa: E402
 from landcover_plugin.train.trainer import TrainResult, _unaugment, consistency_loss  # noqa: E402
 from tests.fixtures import make_raster  # noqa: E402
 
@@ -63,6 +63,25 @@ def test_scale_jitter_is_log_uniform_and_shrinking_is_antialiased():
     shrunk, lab = resample_crop(stripes, np.zeros((64, 64), np.uint8), 32)
     assert shrunk.dtype == np.uint8 and lab.shape == (32, 32)
     assert np.abs(shrunk[:, :, 1:-1].astype(int) - 128).max() <= 1  # averaged, not aliased to one stripe
+
+
+def test_degrade_removes_detail_but_keeps_size_objects_and_smooth_ground():
+    rng = np.random.default_rng(2)
+    y, x = np.mgrid[0:64, 0:64]
+    ramp = np.stack([x * 3, y * 3, (x + y)]).astype(np.uint8)  # smooth ground survives coarsening
+    stripes = np.tile(np.array([0, 255], np.uint8), (3, 64, 32))  # 1-px detail does not
+    images = np.stack([ramp, stripes] * 8)
+    assert degrade(images, cfg(), rng) is images  # off by default
+    assert (degrade(images, cfg(degrade=(2.0, 2.0), degrade_fraction=0.0), rng) == images).all()
+    out = degrade(images, cfg(degrade=(2.0, 3.0), degrade_fraction=1.0), rng)
+    assert out.shape == images.shape and out.dtype == np.uint8 and (images[1] == stripes).all()  # the input is kept
+    inner = (slice(None), slice(4, -4), slice(4, -4))
+    assert np.abs(out[0][inner].astype(int) - ramp[inner]).max() <= 3
+    assert out[1][inner].std() < 0.25 * stripes.std() and abs(out[1][inner].mean() - 127.5) < 4  # averaged away
+    half = degrade(images, cfg(degrade=(2.0, 2.0), degrade_fraction=0.5), rng)
+    assert 0 < sum((half[i] != images[i]).any() for i in range(1, 16, 2)) < 8  # a fraction of the crops
+    sixteen = degrade(images.astype(np.uint16) * 200, cfg(degrade=(2.0, 2.0), degrade_fraction=1.0), rng)
+    assert sixteen.dtype == np.uint16 and abs(int(sixteen[1][inner].mean()) - 25500) < 300
 
 
 def test_consistency_pairs_see_the_same_ground_on_their_overlap():
@@ -124,7 +143,8 @@ def test_config_checks_new_keys(tmp_path):
     mask = make_raster(tmp_path / "m.tif", np.zeros((1, 64, 64), np.uint8))
     base = {"name": "t", "pairs": [[str(image), str(mask)]], "classes": [{"name": "a", "color": "#000000", "codes": [0]}]}
     for bad, match in (({"encoder": "resnet50"}, "encoder"), ({"crop_sizes": [100]}, "multiples of 32"),
-                       ({"scale_jitter": [2, 0.5]}, "scale_jitter")):
+                       ({"scale_jitter": [2, 0.5]}, "scale_jitter"), ({"degrade": [0.5, 2]}, "degrade"),
+                       ({"degrade_fraction": 1.5}, "degrade_fraction"), ({"init_model": "nowhere.onnx"}, "init_model .*nowhere")):
         path = tmp_path / "c.json"
         path.write_text(json.dumps({**base, **bad}))
         with pytest.raises(LandcoverError, match=match):
@@ -183,6 +203,21 @@ def test_train_returns_a_typed_result_and_runs_repeat_exactly(tmp_path, tiny_run
     rows = [list(csv.reader(open(tmp_path / r / "metrics.csv"))) for r in ("run-a", "run-b")]
     assert [r[:4] for r in rows[0]] == [r[:4] for r in rows[1]]  # same seed: same losses and scores
     assert second.val_miou == first.val_miou
+
+
+def test_init_model_of_another_network_is_refused_in_one_line(tmp_path, tiny_run):
+    from dataclasses import replace
+
+    from tests.fixtures import REPO
+
+    config = replace(tiny_run, init_model=str(REPO / "models" / "dubai-rgb.onnx"))
+    with pytest.raises(LandcoverError, match=r"^init_model dubai-rgb.onnx is a unet .* 5 classes.*fpn on efficientnet-lite1 "
+                                             r"with 3 classes.*same network$"):
+        trainer.train(config, tmp_path / "a.onnx", tmp_path / "run", info=lambda m: None)
+    assert not (tmp_path / "a.onnx").exists()
+    (tmp_path / "text.pt").write_text("not a checkpoint")
+    with pytest.raises(LandcoverError, match="text.pt is not a checkpoint"):
+        trainer.train(replace(tiny_run, init_model=str(tmp_path / "text.pt")), tmp_path / "a.onnx", tmp_path / "run")
 
 
 def test_antialiased_encoder_keeps_shapes_and_exports(tmp_path):

@@ -86,6 +86,10 @@ def test_cli_export_reproduces_the_trained_model_and_refuses_a_foreign_checkpoin
     assert main(["export", str(tmp_path / "run" / "best.pt"), "--config", str(config_path), "--output", str(again)]) == 0
     x = np.random.default_rng(1).integers(0, 256, (1, 3, 64, 64)).astype(np.float32)
     np.testing.assert_allclose(OnnxModel(again, "cpu").predict(x), OnnxModel(out, "cpu").predict(x), atol=1e-6)
+    bumped = tmp_path / "bumped.onnx"  # the run's overrides, here a metadata key, apply as in train
+    assert main(["export", str(tmp_path / "run" / "best.pt"), "--config", str(config_path), "--set", 'version="1.1"',
+                 "--output", str(bumped)]) == 0
+    assert OnnxModel(bumped, "cpu").meta.version == "1.1" and OnnxModel(again, "cpu").meta.version == "1.0"
     five = replace(tiny_config, classes=tiny_config.classes[:5])
     from landcover_plugin.train.trainer import export_checkpoint
 
@@ -181,3 +185,18 @@ def test_sixteen_bit_value_range_scales_inputs_and_reaches_the_model(tiny_config
     x = normalise(np.full((1, 3, 2, 2), 2500, np.uint16), config)
     assert torch.allclose(x, torch.full((1, 3, 2, 2), 0.25))
     assert metadata_for(config).value_range == (0.0, 10000.0)
+
+
+def test_a_run_from_init_model_starts_from_its_weights(tmp_path, tiny_config):
+    """Training from a shipped model keeps its BatchNorms (folded into its convolutions) in inference
+    mode: one step at a negligible learning rate exports the same model."""
+    from dataclasses import replace
+
+    base = REPO / "models" / "flair-rgb.onnx"
+    config = replace(tiny_config, init_model=str(base), architecture="fpn", loss={"ce": 1, "dice": 1}, steps=1,
+                     eval_every=1, lr=1e-9, degrade=(1.0, 2.5), degrade_fraction=0.5)
+    result = train(config, tmp_path / "again.onnx", tmp_path / "run", info=lambda m: None)
+    raw = np.random.default_rng(0).integers(0, 256, (1, 3, 128, 128)).astype(np.float32)
+    before, after = OnnxModel(base, "cpu").predict(raw), OnnxModel(tmp_path / "again.onnx", "cpu").predict(raw)
+    assert np.abs(after - before).max() < 1e-3
+    assert result.val_miou > 0.3  # the shipped model's quality from the first evaluation, not a fresh network's
