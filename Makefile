@@ -83,7 +83,11 @@ bench: setup
 
 # Reproduces models/flair-rgb.onnx (fixed seed, CPU); see models/flair-rgb.md.
 train-flair: setup
-	$(VENV)/bin/landcover train --config models/flair-rgb.train.json --output models/flair-rgb.onnx
+	$(VENV)/bin/landcover train --config models/flair-rgb.train.json --output runs/flair-rgb-stage1.onnx --run-dir runs/flair-rgb-stage1
+	$(VENV)/bin/landcover train --config models/flair-rgb.train.json --set init_model=runs/flair-rgb-stage1.onnx \
+	  --steps 600 --set eval_every=200 --set lr=0.0003 --set schedule=cosine --set 'scale_jitter=[0.5, 2]' \
+	  --set scale_jitter_fraction=0.5 --set 'degrade=[1, 2.5]' --set degrade_fraction=0.3 --set version='"1.1"' \
+	  --output models/flair-rgb.onnx --run-dir runs/flair-rgb
 
 # The real QGIS desktop under Xvfb, with the demo's class map beside its input: docs/qgis_classified.png
 screenshots: demo

@@ -22,9 +22,14 @@ def loss_words(loss: dict) -> str:
 def recipe_words(config: dict) -> str:
     """The augmentation and sampling keys set in a run's config, shortly: "scale 0.5–2, colour 0.2, …"."""
     parts = []
+    if config.get("init_model"):
+        parts.append(f"from {Path(config['init_model']).name}")
     if config.get("scale_jitter"):
         parts.append("scale {:g}–{:g}".format(*config["scale_jitter"])
                      + (f" on {config['scale_jitter_fraction']:.0%}" if config.get("scale_jitter_fraction", 1) < 1 else ""))
+    if config.get("degrade"):
+        parts.append("detail loss {:g}–{:g}".format(*config["degrade"])
+                     + (f" on {config['degrade_fraction']:.0%}" if config.get("degrade_fraction", 0.5) < 1 else ""))
     if config.get("crop_sizes"):
         parts.append("crops " + "/".join(map(str, config["crop_sizes"])))
     if config.get("crop", 256) != 256:
