@@ -85,7 +85,7 @@ class ModelMetadata:
         for key in KEYS:
             if key.write is not None:
                 props.update({k: json.dumps(v) for k, v in key.write(self).items() if v is not None})
-        props.update({k: str(v) for k, v in self.extra.items() if k not in props})
+        props.update({k: json.dumps(v) for k, v in self.extra.items() if k not in props})
         return props
 
 
@@ -446,9 +446,19 @@ def parse_metadata(props: Mapping[str, str], num_classes: int | None = None, out
     for key in ("name", "version", "description", "license", "attribution"):
         if key in props:
             values[key] = _text(props, key)
-    values["extra"] = {k: v for k, v in props.items() if k not in KNOWN}
+    values["extra"] = {k: _extra_text(v) for k, v in props.items() if k not in KNOWN}
     values["notes"] = tuple(notes)
     return ModelMetadata(**values)
+
+
+def _extra_text(value: str) -> str:
+    """A further metadata value as text: a JSON string decoded (``"fpn"`` → ``fpn``; how ``to_props``
+    writes them), anything else (numbers, objects, and the plain text older files hold) as stored."""
+    try:
+        decoded = json.loads(value)
+    except ValueError:
+        return value
+    return decoded if isinstance(decoded, str) else value
 
 
 def with_notes(meta: ModelMetadata, *notes: str) -> ModelMetadata:

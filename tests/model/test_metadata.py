@@ -34,6 +34,15 @@ def test_tile_size_alias_and_round_trip():
     assert meta.to_props()["resolution"] == "50.0" and meta.to_props()["schema_version"] == "1"
 
 
+def test_further_keys_are_written_as_json_and_read_back_as_text():
+    meta = parse_metadata({"class_names": '["a", "b"]', "architecture": "fpn", "training_recipe": '"two stages"',
+                           "epochs": "12"})  # plain text (older files), a JSON string, a number
+    assert meta.extra == {"architecture": "fpn", "training_recipe": "two stages", "epochs": "12"}
+    props = meta.to_props()
+    assert all(json.loads(v) is not None for v in props.values())  # every value is JSON, as the docstring says
+    assert props["architecture"] == '"fpn"' and parse_metadata(props).extra == meta.extra
+
+
 @pytest.mark.parametrize("props,key", [
     ({}, "class_names"),
     ({"class_names": "3"}, "class_names"),
