@@ -284,30 +284,22 @@ def _setup(config: TrainConfig, weights_path: str | None):
     net = build_network(config.architecture, k, len(config.input_bands), weights_path, config.encoder,
                         config.antialias)
     if config.init_model:
-        net.load_state_dict(initial_state(config))
+        load_initial_weights(net, config)
     train_mode(net, config)
     net = net.to(device)
     weights = torch.tensor(class_weights(pairs, k, config.class_weighting), dtype=torch.float32, device=device)
     return rng, pairs, sampler, device, net, make_loss(config, weights)
 
 
-def initial_state(config: TrainConfig) -> dict[str, torch.Tensor]:
-    """The state dict of ``config.init_model`` for the config's network: a run's ``.pt`` (loaded with
+def load_initial_weights(net: torch.nn.Module, config: TrainConfig) -> None:
+    """Load ``config.init_model`` into ``net`` (the config's network): a run's ``.pt`` (loaded with
     ``weights_only=True``) or an ONNX model whose weights ``weights.recover`` rebuilds (verified against
     onnxruntime). Raises ``LandcoverError`` in one line when it is another network (architecture,
     encoder, classes, bands) or standardises its input differently from the config."""
     path = str(config.init_model)
     if not path.lower().endswith(".onnx"):
-        state = load_checkpoint(path)
-        net = build_network(config.architecture, len(config.classes), len(config.input_bands), encoder=config.encoder,
-                            antialias=config.antialias)
-        try:
-            net.load_state_dict(state)
-        except (RuntimeError, KeyError) as exc:
-            raise LandcoverError(f"init_model {path} does not fit the '{config.architecture}' network ({config.encoder}) of "
-                                 f"config '{config.name}' (another architecture, class or band count?): "
-                                 f"{str(exc).splitlines()[0]}") from None
-        return state
+        load_state(net, load_checkpoint(path), f"init_model {path}", config)
+        return
     from .weights import NetworkSpec, recover
 
     rec = recover(path)
@@ -324,7 +316,18 @@ def initial_state(config: TrainConfig) -> dict[str, torch.Tensor]:
         raise LandcoverError(f"init_model {Path(path).name} standardises its input with mean {np.round(mean, 4).tolist()}, "
                              f"std {np.round(std, 4).tolist()}; the config has {list(config.mean)}, {list(config.std)}: "
                              "set the config's mean and std to the model's")
-    return rec.net.state_dict()
+    load_state(net, rec.net.state_dict(), f"init_model {path}", config)
+
+
+def load_state(net: torch.nn.Module, state: dict, source: str, config: TrainConfig) -> None:
+    """``net.load_state_dict(state)``; raises ``LandcoverError`` naming ``source`` when the state is not
+    of the config's network (another architecture, class or band count)."""
+    try:
+        net.load_state_dict(state)
+    except (RuntimeError, KeyError) as exc:
+        raise LandcoverError(f"{source} does not fit the '{config.architecture}' network ({config.encoder}) of config "
+                             f"'{config.name}' (another architecture, class or band count?): "
+                             f"{str(exc).splitlines()[0]}") from None
 
 
 def check_run_dir(run_dir: str | Path) -> Path:
@@ -501,14 +504,7 @@ def export_checkpoint(config: TrainConfig, checkpoint: str | Path, output: str |
     Raises ``LandcoverError`` when the checkpoint does not fit the config's network."""
     net = build_network(config.architecture, len(config.classes), len(config.input_bands), encoder=config.encoder,
                         antialias=config.antialias)
-    state = load_checkpoint(checkpoint)
-    try:
-        net.load_state_dict(state)
-    except (RuntimeError, KeyError) as exc:
-        raise LandcoverError(f"checkpoint {checkpoint} does not fit the '{config.architecture}' network "
-                             f"({config.encoder}) of config "
-                             f"'{config.name}' (another architecture, class or band count?): "
-                             f"{str(exc).splitlines()[0]}") from None
+    load_state(net, load_checkpoint(checkpoint), f"checkpoint {checkpoint}", config)
     export_onnx(net, metadata_for(config), output, len(config.input_bands))
 
 

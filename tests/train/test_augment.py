@@ -218,6 +218,13 @@ def test_init_model_of_another_network_is_refused_in_one_line(tmp_path, tiny_run
     (tmp_path / "text.pt").write_text("not a checkpoint")
     with pytest.raises(LandcoverError, match="text.pt is not a checkpoint"):
         trainer.train(replace(tiny_run, init_model=str(tmp_path / "text.pt")), tmp_path / "a.onnx", tmp_path / "run")
+    torch.save(Tiny(5).state_dict(), tmp_path / "five.pt")  # a state dict of another class count
+    with pytest.raises(LandcoverError, match=r"^init_model .*five.pt does not fit the 'fpn' network"):
+        trainer.train(replace(tiny_run, init_model=str(tmp_path / "five.pt")), tmp_path / "a.onnx", tmp_path / "run")
+    torch.save(Tiny(3).state_dict(), tmp_path / "three.pt")  # one that fits trains
+    result = trainer.train(replace(tiny_run, init_model=str(tmp_path / "three.pt"), steps=3), tmp_path / "b.onnx",
+                           tmp_path / "run-b", info=lambda m: None)
+    assert result.steps == 3 and (tmp_path / "b.onnx").exists()
 
 
 def test_antialiased_encoder_keeps_shapes_and_exports(tmp_path):
