@@ -497,7 +497,9 @@ def _malloc_for_streaming() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     from .engine.reader import gdal_cache
+    from .outputs import WRITTEN
 
+    WRITTEN.clear()  # what this run commits (main may run more than once in a process)
     args = build_parser().parse_args(argv)
     if args.command == "classify":
         _malloc_for_streaming()
@@ -512,8 +514,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"landcover: error: {_one_line(str(exc))}", file=sys.stderr)
         return 2
     except (KeyboardInterrupt, Cancelled):
-        print("landcover: interrupted; nothing was written", file=sys.stderr)
-        return 130
+        return _interrupted()
     except BrokenPipeError:  # e.g. `landcover models | head`: the reader has gone, stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
@@ -524,11 +525,19 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(stop, handler)
 
 
+def _interrupted() -> int:
+    """Ctrl-C or a stop signal: say what was written (nothing, unless the stop came after a commit)."""
+    from .outputs import WRITTEN
+
+    done = f"{', '.join(str(p) for p in WRITTEN)} written completely before the stop" if WRITTEN else "nothing was written"
+    print(f"landcover: interrupted; {done}", file=sys.stderr)
+    return 130
+
+
 def _failed(exc: Exception) -> int:
     """One line for an error no engine layer named: out of memory, a file error, or a bug."""
     if _stopped:  # a stop signal arrived inside an import or a library, which turned it into another error
-        print("landcover: interrupted; nothing was written", file=sys.stderr)
-        return 130
+        return _interrupted()
     from .outputs import os_error_text
 
     if isinstance(exc, MemoryError):

@@ -4,18 +4,48 @@ Every file Landcover writes (class and confidence rasters, styles, CSVs, models,
 written under a temporary name in its target's folder, ``.NAME.partPID`` (plus whatever suffix GDAL
 adds, e.g. ``.aux.xml``), and renamed into place by ``AtomicOutputs.commit()``: the main file first,
 then its sidecars, so a sidecar never stands without its raster. ``abort()`` — on any error, Ctrl-C
-or SIGTERM — deletes every temporary. A process killed outright (``kill -9``) cannot clean up: the
-next run writing into the same folder removes temporaries of this naming whose process is gone.
+or SIGTERM — deletes every temporary. The renames themselves are not interrupted: stop signals
+(Ctrl-C, SIGTERM, SIGHUP) are held while they run and delivered after, and ``WRITTEN`` lists what was
+committed, so a stop that arrives after the commit is never reported as "nothing was written". A
+process killed outright (``kill -9``) cannot clean up: the next run writing into the same folder
+removes temporaries of this naming whose process is gone.
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
 import shutil
+import signal
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from .errors import LandcoverError
+
+WRITTEN: list[Path] = []  # every target committed in this process, in order
+_STOPS = {getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)}
+
+
+@contextlib.contextmanager
+def stop_signals_held() -> Iterator[None]:
+    """Hold Ctrl-C, SIGTERM and SIGHUP inside the block: their handlers are replaced by one that notes
+    the signal, and the first noted is raised again, to the restored handler, when the block ends.
+    (Main thread only — Python runs signal handlers there; elsewhere a no-op.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    previous = {s: signal.signal(s, lambda signum, frame: held.append(signum)) for s in _STOPS}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler if handler is not None else signal.SIG_DFL)
+        if held:
+            signal.raise_signal(held[0])
+
 
 _PART = re.compile(r"^\.(?P<name>.+)\.part(?P<pid>\d+)(?:\..*)?$")
 
@@ -181,17 +211,19 @@ class AtomicOutputs:
             for path, beside in ((target, tmp), (Path(f"{target}.aux.xml"), Path(f"{tmp}.aux.xml"))):
                 if path.is_dir() and not tmp.is_dir() and (path == target or beside.exists()):
                     raise LandcoverError(f"{path} is an existing folder: move it away; nothing was written")
-        for tmp, target in self.files:
-            if tmp.is_dir():
-                if target.exists():
-                    shutil.rmtree(target)
-                os.replace(tmp, target)
-                continue
-            os.replace(tmp, target)
-            aux = Path(f"{tmp}.aux.xml")
-            if aux.exists():
-                os.replace(aux, f"{target}.aux.xml")
-        self.committed = True
+        with stop_signals_held():  # all of them renamed, or (an error) none past the failing one
+            for tmp, target in self.files:
+                if tmp.is_dir():
+                    if target.exists():
+                        shutil.rmtree(target)
+                    os.replace(tmp, target)
+                else:
+                    os.replace(tmp, target)
+                    aux = Path(f"{tmp}.aux.xml")
+                    if aux.exists():
+                        os.replace(aux, f"{target}.aux.xml")
+                WRITTEN.append(target)
+            self.committed = True
 
     def abort(self) -> None:
         """Delete every temporary (and GDAL's sidecars of them)."""

@@ -129,16 +129,57 @@ def test_sigterm_stops_like_ctrl_c_and_writes_nothing(tmp_path, big):
 
 
 def test_sigterm_before_the_first_batch_and_during_start_up(tmp_path, big):
-    """Whenever it arrives (during imports, the model load or the first reads), nothing is left."""
+    """Whenever it arrives (during imports, the model load or the first reads), nothing is left — or, when
+    the run had already committed its outputs, all of them."""
     before = sorted(p.name for p in tmp_path.iterdir())
     for delay in (0.05, 0.6, 1.5):
-        proc = start(["in.tif", "out.tif", "--model", "m.onnx", "-q"], tmp_path)
+        proc = start(["in.tif", "out.tif", "--model", "m.onnx", "-q", "--tile-size", "64"], tmp_path)  # several seconds
         time.sleep(delay)
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=120)
-        assert proc.returncode in (130, -signal.SIGTERM), err  # before the handler exists the default action ends it
+        # 130; the signal's own status before the handler exists or after it is gone; 0 if the run ended first
+        assert proc.returncode in (130, -signal.SIGTERM, 0), err
         assert "Traceback" not in out + err
-        assert sorted(p.name for p in tmp_path.iterdir()) == before
+        now = sorted(p.name for p in tmp_path.iterdir())
+        assert now != before or proc.returncode != 0
+        if now != before:  # a fast machine finished first (the stop came after the commit or at exit): all of it
+            assert now == sorted([*before, "out.tif", "out.qml", "out.tif.aux.xml"]), err
+            assert err == "" or "out.tif written completely before the stop" in err, err  # never "nothing was written"
+            ds = gdal.Open(str(tmp_path / "out.tif"))
+            assert ds.GetRasterBand(1).Checksum() >= 0 and ds.RasterXSize == big[2].shape[-1]
+            ds = None
+            for name in ("out.tif", "out.qml", "out.tif.aux.xml"):
+                (tmp_path / name).unlink()
+
+
+def test_a_stop_during_the_commit_is_held_until_every_file_is_in_place(tmp_path, monkeypatch):
+    """The renames are all or nothing: a SIGTERM arriving between them is delivered after the last."""
+    from landcover_plugin import outputs
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    real_replace, calls = os.replace, []
+
+    def replace_and_stop(src, dst):
+        if not calls:
+            os.kill(os.getpid(), signal.SIGTERM)  # arrives after the first rename
+        calls.append(dst)
+        real_replace(src, dst)
+
+    monkeypatch.setattr(outputs.os, "replace", replace_and_stop)
+    outputs.WRITTEN.clear()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with outputs.AtomicOutputs() as out:
+                for name in ("a.tif", "a.qml", "a.csv"):
+                    out.add(tmp_path / name).write_text(name)
+                out.commit()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv", "a.qml", "a.tif"]  # every file, no temporary
+    assert outputs.WRITTEN == [tmp_path / "a.tif", tmp_path / "a.qml", tmp_path / "a.csv"]
 
 
 @pytest.mark.slow
