@@ -14,7 +14,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-ENCODERS = ("efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2")
+from .config import ENCODERS
+
 ENCODER_NAME = ENCODERS[0]  # the default
 
 
