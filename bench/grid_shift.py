@@ -199,6 +199,21 @@ def val_blocks(config) -> list[tuple[str, np.ndarray, np.ndarray]]:
     return blocks
 
 
+def mosaic(blocks: list[tuple[str, np.ndarray, np.ndarray]]) -> tuple[str, np.ndarray, np.ndarray]:
+    """One raster of ``rows × cols`` blocks (rows = floor(sqrt(n)), cols = n // rows; the rest left out),
+    each cut to the smallest block's height and width from its top-left corner: for configs whose
+    validation images are too small for a tiling to matter (Dubai: 509–682 px)."""
+    rows = int(np.sqrt(len(blocks)))
+    cols = len(blocks) // rows
+    h = min(image.shape[1] for _, image, _ in blocks)
+    w = min(image.shape[2] for _, image, _ in blocks)
+    cells = [(image[:, :h, :w], label[:h, :w]) for _, image, label in blocks[:rows * cols]]
+    image = np.concatenate([np.concatenate([c[0] for c in cells[r * cols:(r + 1) * cols]], axis=2) for r in range(rows)],
+                           axis=1)
+    label = np.concatenate([np.concatenate([c[1] for c in cells[r * cols:(r + 1) * cols]], axis=1) for r in range(rows)])
+    return f"mosaic of {rows}×{cols} blocks of {w}×{h} px", np.ascontiguousarray(image), np.ascontiguousarray(label)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--config", default=str(REPO / "models" / "flair-rgb.train.json"))
@@ -211,6 +226,7 @@ def main() -> None:
     ap.add_argument("--engine", action="store_true", help="run the real classify pipeline (Hann window only)")
     ap.add_argument("--label", default="", help="a name for the model in the table")
     ap.add_argument("--cost-raster", default="8192x2560", help="WIDTHxHEIGHT of the large raster for the cost ratio")
+    ap.add_argument("--mosaic", action="store_true", help="classify the validation blocks as one mosaic (see mosaic())")
     ap.add_argument("--json")
     args = ap.parse_args()
     config = load_config(args.config)
@@ -220,7 +236,7 @@ def main() -> None:
     for i, v in enumerate(model.meta.class_values):
         value_to_index[v] = i
     dx, dy, margin = *args.offset, args.margin
-    blocks = val_blocks(config)
+    blocks = [mosaic(val_blocks(config))] if args.mosaic else val_blocks(config)
     kinds = ["hann"] if args.engine else args.windows
     ttas = [t for t in args.tta if not args.engine or t in ("none", "d4")]
     stats = {}
@@ -276,7 +292,8 @@ def main() -> None:
                 print(f"  => {key}: agreement {r['agreement']:.4f}, seam {r['seam_ratio_edges']:.2f}/"
                       f"{r['seam_ratio_midlines']:.2f}, cost {cost:.2f}, mIoU {r['miou']:.4f}", file=sys.stderr, flush=True)
     label = args.label or Path(args.model).stem
-    print(f"\n{label}: {len(blocks)} validation blocks of {Path(args.config).name}, crop offset ({dx}, {dy}) px, "
+    what = blocks[0][0] if args.mosaic else f"{len(blocks)} validation blocks"
+    print(f"\n{label}: {what} of {Path(args.config).name}, crop offset ({dx}, {dy}) px, "
           f"margin {margin} px")
     print(f"| model | tiling | window | TTA | agreement | seam ratio (edges / mid-lines) | cost: blocks, {args.cost_raster} | "
           "inference s | mIoU | OA |")
