@@ -17,6 +17,7 @@ Classifications are cached in out/change_bench/. Usage: .venv/bin/python bench/c
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -29,6 +30,7 @@ sys.path.insert(0, str(REPO))
 
 from landcover_plugin.change import ChangeParams, change  # noqa: E402
 from landcover_plugin.engine.classify import ClassifyParams, classify  # noqa: E402
+from landcover_plugin.model.registry import resolve_model  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data"
 ZONES = DATA / "flair" / "zones"
@@ -52,7 +54,10 @@ def crop(zone: str, x: int, y: int, name: str) -> Path:
 
 
 def classified(image: Path, model: str | None = None) -> tuple[Path, Path]:
-    classes, conf = image.with_name(image.stem + "_classes.tif"), image.with_name(image.stem + "_conf.tif")
+    """Class and confidence rasters of ``image``, kept in OUT per model file (named by its SHA-256), so a
+    retrained model is run again and an unchanged one is not."""
+    stem = f"{image.stem}_{hashlib.sha256(resolve_model(model).read_bytes()).hexdigest()[:12]}"
+    classes, conf = image.with_name(stem + "_classes.tif"), image.with_name(stem + "_conf.tif")
     if not classes.exists():
         classify(ClassifyParams(image, classes, model, confidence=conf))
     return classes, conf
