@@ -81,12 +81,14 @@ bench: setup
 	$(PY) bench/classify_speed.py --json out/bench.json
 	$(PY) bench/memory_width.py --json out/memory_width.json
 
-# Reproduces models/flair-rgb.onnx (fixed seed, CPU); see models/flair-rgb.md.
+# The second training stage of every bundled model (models/*.md): from the stage-1 model, scale jitter and detail loss.
+STAGE2 = --steps 600 --set eval_every=200 --set lr=0.0003 --set schedule=cosine --set 'scale_jitter=[0.5, 2]' \
+  --set scale_jitter_fraction=0.5 --set 'degrade=[1, 2.5]' --set degrade_fraction=0.3 --set version='"1.1"'
+
+# Reproduces models/flair-rgb.onnx (fixed seed, CPU, two stages); see models/flair-rgb.md.
 train-flair: setup
 	$(VENV)/bin/landcover train --config models/flair-rgb.train.json --output runs/flair-rgb-stage1.onnx --run-dir runs/flair-rgb-stage1
-	$(VENV)/bin/landcover train --config models/flair-rgb.train.json --set init_model=runs/flair-rgb-stage1.onnx \
-	  --steps 600 --set eval_every=200 --set lr=0.0003 --set schedule=cosine --set 'scale_jitter=[0.5, 2]' \
-	  --set scale_jitter_fraction=0.5 --set 'degrade=[1, 2.5]' --set degrade_fraction=0.3 --set version='"1.1"' \
+	$(VENV)/bin/landcover train --config models/flair-rgb.train.json --set init_model=runs/flair-rgb-stage1.onnx $(STAGE2) \
 	  --output models/flair-rgb.onnx --run-dir runs/flair-rgb
 
 # The real QGIS desktop under Xvfb, with the demo's class map beside its input: docs/qgis_classified.png
@@ -131,13 +133,17 @@ change-bench: setup
 live-bench: setup
 	QT_QPA_PLATFORM=xcb $(PY) bench/live_view.py --json out/live_view.json
 
-# Reproduces models/dubai-rgb.onnx (fixed seed, CPU); see models/dubai-rgb.md.
+# Reproduces models/dubai-rgb.onnx (fixed seed, CPU, two stages); see models/dubai-rgb.md.
 train-dubai: setup
-	$(VENV)/bin/landcover train --config models/dubai-rgb.train.json --output models/dubai-rgb.onnx
+	$(VENV)/bin/landcover train --config models/dubai-rgb.train.json --output runs/dubai-rgb-stage1.onnx --run-dir runs/dubai-rgb-stage1
+	$(VENV)/bin/landcover train --config models/dubai-rgb.train.json --set init_model=runs/dubai-rgb-stage1/best.pt $(STAGE2) \
+	  --output models/dubai-rgb.onnx --run-dir runs/dubai-rgb
 
-# Reproduces models/dubai-grey.onnx: the same data as greyscale (luma), 1-band input; see models/dubai-grey.md.
+# Reproduces models/dubai-grey.onnx: the same data as greyscale (luma), 1-band input, two stages; see models/dubai-grey.md.
 train-dubai-grey: setup
-	$(VENV)/bin/landcover train --config models/dubai-grey.train.json --output models/dubai-grey.onnx
+	$(VENV)/bin/landcover train --config models/dubai-grey.train.json --output runs/dubai-grey-stage1.onnx --run-dir runs/dubai-grey-stage1
+	$(VENV)/bin/landcover train --config models/dubai-grey.train.json --set init_model=runs/dubai-grey-stage1/best.pt $(STAGE2) \
+	  --output models/dubai-grey.onnx --run-dir runs/dubai-grey
 
 clean:
 	rm -rf out dist build .pytest_cache

@@ -23,7 +23,7 @@ def test_bundled_models_carry_what_deepness_and_geodeep_read(name):
         json.loads(value)
     assert json.loads(props["model_type"]) == "Segmentor" and isinstance(json.loads(props["class_names"]), dict)
     inp, out = session.get_inputs()[0].shape, session.get_outputs()[0].shape
-    tile = 1024 if name == "flair-rgb" else 512  # flair-rgb's default tiling: bench/grid_shift.py (docs/benchmarks.md)
+    tile = 1024  # every bundled model's default tiling, chosen with bench/grid_shift.py (the model cards)
     assert inp[1:] == [3, tile, tile] and out[1:] == [len(json.loads(props["class_names"])), tile, tile]
     assert json.loads(props["tiles_size"]) == json.loads(props["tile_size"]) == tile
     assert json.loads(props["tiles_overlap"]) == 25 and json.loads(props["seg_small_segment"]) == 0

@@ -211,8 +211,8 @@ def test_init_model_of_another_network_is_refused_in_one_line(tmp_path, tiny_run
     from tests.fixtures import REPO
 
     config = replace(tiny_run, init_model=str(REPO / "models" / "dubai-rgb.onnx"))
-    with pytest.raises(LandcoverError, match=r"^init_model dubai-rgb.onnx is a unet .* 5 classes.*fpn on efficientnet-lite1 "
-                                             r"with 3 classes.*same network$"):
+    with pytest.raises(LandcoverError, match=r"^init_model dubai-rgb.onnx is a fpn on efficientnet-lite0 .* 5 classes"
+                                             r".*fpn on efficientnet-lite1 with 3 classes.*same network$"):
         trainer.train(config, tmp_path / "a.onnx", tmp_path / "run", info=lambda m: None)
     assert not (tmp_path / "a.onnx").exists()
     (tmp_path / "text.pt").write_text("not a checkpoint")

@@ -63,7 +63,7 @@ def test_an_adapted_model_is_complete_and_classify_runs_it(scene, tmp_path):
     assert adapted.class_names == base.class_names and adapted.class_colors == base.class_colors
     assert adapted.class_values == base.class_values and adapted.tile_size_px == base.tile_size_px
     assert adapted.name == "adapted" and adapted.extra["adapted_from"] == "dubai-rgb"
-    assert adapted.extra["architecture"] == "unet" and adapted.extra["adapted_labels"] == "labels.gpkg"
+    assert adapted.extra["architecture"] == "fpn" and adapted.extra["adapted_labels"] == "labels.gpkg"
     assert result.steps == 2 and result.train_pixels["water"] == 4 * 400 and result.train_pixels["road"] > 0
     assert result.heldout is not None and result.heldout.pixels == {"vegetation": 400, "water": 400}
     assert "1 of 5" not in result.heldout.split and "20%" in result.heldout.split
