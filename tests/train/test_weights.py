@@ -1,6 +1,7 @@
 """Weights recovered from ONNX files: the bundled models (BatchNorm folded by the exporter, normalisation and
-luma in the graph), a model whose metadata names no network and without a training config beside it, a
-fresh export whose metadata names its network, a re-export, and models whose weights cannot be recovered."""
+luma in the graph), a model whose metadata names no network, without and with its training config beside
+it, a fresh export whose metadata names its network, a re-export, and models whose weights cannot be recovered."""
+import shutil
 from dataclasses import replace
 
 import numpy as np
@@ -42,6 +43,10 @@ def test_without_a_training_config_every_network_is_tried(tmp_path):
     onnx.save(model, tmp_path / "grey.onnx")
     rec = recover(tmp_path / "grey.onnx")
     assert rec.spec.architecture == "fpn" and rec.found_by == "trying every network Landcover trains"
+    assert rec.max_diff < 1e-5
+    shutil.copy(REPO / "models" / "dubai-grey.train.json", tmp_path / "grey.train.json")  # a config beside it names it
+    rec = recover(tmp_path / "grey.onnx")
+    assert rec.spec == NetworkSpec("fpn") and rec.found_by == "its training config grey.train.json"
     assert rec.max_diff < 1e-5
 
 
