@@ -133,31 +133,54 @@ def blend(model: OnnxModel, image: np.ndarray, tile: int, overlap: int, tta: str
     return {kind: sums[kind].argmax(0).astype(np.uint8) for kind in kinds}, pixels, seconds
 
 
-def network_pixels(model: OnnxModel, width: int, height: int, tile: int, overlap: int) -> int:
-    """Pixels the network runs on for one pass over a ``width`` × ``height`` raster (padded tiles)."""
+def network_pixels(model: OnnxModel, width: int, height: int, tile: int, overlap: int,
+                   origin: tuple[int, int] = (0, 0)) -> int:
+    """Pixels the network runs on for one pass over a ``width`` × ``height`` raster (padded tiles)
+    whose pixel (0, 0) has lattice index ``origin`` (``engine.windows``)."""
     return sum(int(np.prod(model.padded_size(w.height, w.width)))
-               for row in window_rows(width, height, tile, overlap) for w in row)
+               for row in window_rows(width, height, tile, overlap, origin) for w in row)
+
+
+def mean_network_pixels(model: OnnxModel, width: int, height: int, tile: int, overlap: int) -> float:
+    """``network_pixels`` averaged over every placement of a georeferenced raster on the window
+    lattice (a raster's extent is arbitrary; the anchored grid adds at most one window row and column)."""
+    stride = tile - overlap
+    per_axis = [np.mean([len(starts(n, tile, overlap, o)) for o in range(stride)]) for n in (width, height)]
+    return per_axis[0] * per_axis[1] * float(np.prod(model.padded_size(min(tile, height), min(tile, width))))
+
+
+ORIGIN = (3_000_101, -24_000_057)  # lattice index (col, row) of the uncropped block's pixel (0, 0) (engine runs)
 
 
 def engine_map(model_path: str, image: np.ndarray, tile: int, overlap: int, tta: bool, tmp: Path,
-               value_to_index: np.ndarray) -> tuple[np.ndarray, float]:
-    """The real classify pipeline on ``image`` written to a GeoTIFF: class indices and seconds."""
+               value_to_index: np.ndarray, origin: tuple[int, int] | None, gsd: float | None) -> tuple[np.ndarray, float]:
+    """The real classify pipeline on ``image`` written to a GeoTIFF: class indices and seconds. With
+    ``origin`` the GeoTIFF is georeferenced (pixels of ``gsd`` m, 1 without, in UTM 31N when ``gsd`` is
+    known) with its pixel (0, 0) at that lattice index, as a crop made by ``gdal_translate -srcwin`` or
+    QGIS' Clip raster keeps the pixel grid; without, it has pixel coordinates only."""
     import rasterio
+    from rasterio.transform import Affine
 
     from landcover_plugin.engine.classify import ClassifyParams, classify
 
     src, out = tmp / "block.tif", tmp / "classes.tif"
+    geo = {}
+    if origin is not None:
+        size = gsd or 1.0
+        geo = {"transform": Affine(size, 0, origin[0] * size, 0, -size, -origin[1] * size)}  # map y up
+        if gsd:
+            geo["crs"] = "EPSG:32631"
     with rasterio.open(src, "w", driver="GTiff", width=image.shape[2], height=image.shape[1], count=image.shape[0],
-                       dtype=image.dtype) as dst:
+                       dtype=image.dtype, **geo) as dst:
         dst.write(image)
     result = classify(ClassifyParams(src, out, model_path, tile, overlap, device="cpu", tta=tta))
     with rasterio.open(out) as o:
         return value_to_index[o.read(1)], result.seconds
 
 
-def lines(length: int, tile: int, overlap: int) -> tuple[set[int], set[int]]:
+def lines(length: int, tile: int, overlap: int, origin: int = 0) -> tuple[set[int], set[int]]:
     """Inner window edges and overlap mid-lines along one axis (a line at ``c`` lies between px c-1 and c)."""
-    s = starts(length, tile, overlap)
+    s = starts(length, tile, overlap, origin)
     edges = ({a for a in s} | {a + min(tile, length) for a in s}) - {0, length}
     mids = {(b + a + tile) // 2 for a, b in zip(s, s[1:])}
     return edges, mids
@@ -172,13 +195,13 @@ def near(length: int, positions: set[int], radius: int = 2) -> np.ndarray:
     return mask
 
 
-def change_counts(m: np.ndarray, tile: int, overlap: int) -> np.ndarray:
+def change_counts(m: np.ndarray, tile: int, overlap: int, origin: tuple[int, int] = (0, 0)) -> np.ndarray:
     """[[changes near, boundaries near, changes elsewhere, boundaries elsewhere] for edges, mid-lines]."""
     height, width = m.shape
     h = m[:, 1:] != m[:, :-1]
     v = m[1:, :] != m[:-1, :]
     out = np.zeros((2, 4), np.int64)
-    (ex, mx), (ey, my) = lines(width, tile, overlap), lines(height, tile, overlap)
+    (ex, mx), (ey, my) = lines(width, tile, overlap, origin[0]), lines(height, tile, overlap, origin[1])
     for i, (lx, ly) in enumerate(((ex, ey), (mx, my))):
         nx, ny = near(width, lx), near(height, ly)
         out[i] += [h[:, nx].sum(), h[:, nx].size, h[:, ~nx].sum(), h[:, ~nx].size]
@@ -224,6 +247,9 @@ def main() -> None:
     ap.add_argument("--offset", nargs=2, type=int, default=[173, 211], metavar=("DX", "DY"))
     ap.add_argument("--margin", type=int, default=128)
     ap.add_argument("--engine", action="store_true", help="run the real classify pipeline (Hann window only)")
+    ap.add_argument("--pixel-only", action="store_true",
+                    help="with --engine: write the blocks without a georeference, so the window grid cannot be "
+                         "anchored to a map lattice and moves with the crop (the model's own stability)")
     ap.add_argument("--label", default="", help="a name for the model in the table")
     ap.add_argument("--cost-raster", default="8192x2560", help="WIDTHxHEIGHT of the large raster for the cost ratio")
     ap.add_argument("--mosaic", action="store_true", help="classify the validation blocks as one mosaic (see mosaic())")
@@ -238,6 +264,8 @@ def main() -> None:
     dx, dy, margin = *args.offset, args.margin
     blocks = [mosaic(val_blocks(config))] if args.mosaic else val_blocks(config)
     kinds = ["hann"] if args.engine else args.windows
+    georef = args.engine and not args.pixel_only
+    origins = (ORIGIN, (ORIGIN[0] + dx, ORIGIN[1] + dy)) if georef else (None, None)
     ttas = [t for t in args.tta if not args.engine or t in ("none", "d4")]
     stats = {}
     for tiling in args.tilings:
@@ -250,11 +278,13 @@ def main() -> None:
                 crop = np.ascontiguousarray(image[:, dy:, dx:])
                 if args.engine:
                     with tempfile.TemporaryDirectory() as tmp:
-                        a, s1 = engine_map(args.model, image, tile, overlap, tta == "d4", Path(tmp), value_to_index)
-                        b, s2 = engine_map(args.model, crop, tile, overlap, tta == "d4", Path(tmp), value_to_index)
+                        a, s1 = engine_map(args.model, image, tile, overlap, tta == "d4", Path(tmp), value_to_index,
+                                           origins[0], config.gsd)
+                        b, s2 = engine_map(args.model, crop, tile, overlap, tta == "d4", Path(tmp), value_to_index,
+                                           origins[1], config.gsd)
                     maps_a, maps_b, sec = {"hann": a}, {"hann": b}, s1 + s2
-                    pixels += sum(network_pixels(model, im.shape[2], im.shape[1], tile, overlap) * PASSES[tta]
-                                  for im in (image, crop))
+                    pixels += sum(network_pixels(model, im.shape[2], im.shape[1], tile, overlap, o or (0, 0)) * PASSES[tta]
+                                  for im, o in zip((image, crop), origins))
                 else:
                     maps_a, p1, s1 = blend(model, image, tile, overlap, tta, kinds)
                     maps_b, p2, s2 = blend(model, crop, tile, overlap, tta, kinds)
@@ -268,19 +298,22 @@ def main() -> None:
                     region_b = b[margin:, margin:]
                     acc[kind]["same"] += int((region_a == region_b).sum())
                     acc[kind]["compared"] += region_a.size
-                    acc[kind]["changes"] += change_counts(a, tile, overlap) + change_counts(b, tile, overlap)
+                    acc[kind]["changes"] += (change_counts(a, tile, overlap, origins[0] or (0, 0))
+                                             + change_counts(b, tile, overlap, origins[1] or (0, 0)))
                     acc[kind]["cm"] += confusion_matrix(label, a, k)
                 print(f"  {name} {tiling} tta={tta}: {sec:.1f} s", file=sys.stderr, flush=True)
             cost = pixels / ref_pixels
             cw, ch = map(int, args.cost_raster.split("x"))
-            cost_large = (network_pixels(model, cw, ch, tile, overlap) * PASSES[tta]
-                          / network_pixels(model, cw, ch, *REFERENCE))
+            large = (mean_network_pixels(model, cw, ch, tile, overlap) if georef
+                     else network_pixels(model, cw, ch, tile, overlap))
+            cost_large = large * PASSES[tta] / network_pixels(model, cw, ch, *REFERENCE)
             for kind in kinds:
                 a = acc[kind]
                 s = scores(a["cm"])
-                key = f"{tiling} {kind}{' (engine)' if args.engine else ''} tta={tta}"
+                engine = ("engine, map lattice" if georef else "engine, pixel only") if args.engine else ""
+                key = f"{tiling} {kind}{f' ({engine})' if engine else ''} tta={tta}"
                 stats[key] = {
-                    "tiling": tiling, "window": kind, "tta": tta, "engine": args.engine,
+                    "tiling": tiling, "window": kind, "tta": tta, "engine": args.engine, "georeferenced": georef,
                     "agreement": a["same"] / a["compared"],
                     "seam_ratio_edges": seam_ratio(a["changes"][0]), "seam_ratio_midlines": seam_ratio(a["changes"][1]),
                     "change_rate": float(a["changes"][0, [0, 2]].sum() / a["changes"][0, [1, 3]].sum()),
@@ -300,7 +333,8 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r in stats.values():
         seam = max(r["seam_ratio_edges"], r["seam_ratio_midlines"])
-        print(f"| {label} | {r['tiling']} | {r['window']}{' (engine)' if r['engine'] else ''} | {r['tta']} | "
+        engine = ("engine, map lattice" if r["georeferenced"] else "engine, pixel only") if r["engine"] else ""
+        print(f"| {label} | {r['tiling']} | {r['window']}{f' ({engine})' if engine else ''} | {r['tta']} | "
               f"**{r['agreement']:.4f}** | {seam:.2f} ({r['seam_ratio_edges']:.2f} / {r['seam_ratio_midlines']:.2f}) | "
               f"{r['cost']:.2f}×, {r['cost_large_raster']:.2f}× | {r['seconds']:.0f} | {r['miou']:.4f} | "
               f"{r['overall_accuracy']:.4f} |")

@@ -193,7 +193,8 @@ def blended_rows(src: RasterSource, model: OnnxModel, tiling: Tiling, region: tu
     ``probabilities``, blended probabilities ``(K, n, x1 - x0)`` float32 and their weight ``(n, x1 - x0)``
     (0: no valid window covered the pixel).
 
-    Exactly the windows of the whole raster's grid that touch the region are run and blended, so any
+    Exactly the windows of the whole raster's grid (anchored to its CRS's pixel lattice, see
+    ``windows``) that touch the region are run and blended, so any
     region equals the same pixels of a whole-raster run: regions tile seamlessly. Windows are read one
     row ahead in a background thread and inferred ``batch_size`` at a time; cancellation is checked
     between batches (raises ``Cancelled``); progress goes from ``progress_span[0]`` to ``[1]``."""
@@ -202,7 +203,8 @@ def blended_rows(src: RasterSource, model: OnnxModel, tiling: Tiling, region: tu
     if not (0 <= x0 < x1 <= src.width and 0 <= y0 < y1 <= src.height):
         raise LandcoverError(f"region {region} is outside the raster's {src.width}×{src.height} px")
     meta = model.meta
-    rows, row_starts = region_windows(src.width, src.height, tiling.tile_size_px, tiling.overlap_px, region)
+    rows, row_starts = region_windows(src.width, src.height, tiling.tile_size_px, tiling.overlap_px, region,
+                                      src.grid.lattice_origin())
     left, right = rows[0][0].col, rows[0][-1].col + rows[0][-1].width
     total = sum(len(r) for r in rows)
     fill = meta.nodata_fill if meta.nodata_fill is not None else meta.value_range[0]
@@ -359,7 +361,8 @@ def classify_rows(native: RasterSource, plan: Plan, model: OnnxModel, tiling: Ti
     resampled = ratio != 1.0
     widest = strip_width(meta.num_classes, tiling.tile_size_px, resampled)
     columns = (strips(out.width, max(1, int(widest / ratio))) if resampled
-               else strips(out.width, widest, starts(work.width, tiling.tile_size_px, tiling.overlap_px)))
+               else strips(out.width, widest, starts(work.width, tiling.tile_size_px, tiling.overlap_px,
+                                                     work.grid.lattice_origin()[0])))
     y0, y1 = rows
     for i, (x0, x1) in enumerate(columns):
         span = (i / len(columns), (i + 1) / len(columns))

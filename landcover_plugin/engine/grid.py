@@ -27,6 +27,17 @@ class Grid:
     def georeferenced(self) -> bool:
         return self.geotransform is not None
 
+    def lattice_origin(self) -> tuple[int, int]:
+        """Index (col, row) of pixel (0, 0) on the CRS's pixel lattice: the map origin's x and y in
+        pixel widths and heights (``x0 / a``, ``y0 / e``, rounded); (0, 0) when not georeferenced or
+        rotated. Two grids with the same pixel size and a whole-pixel offset differ by that offset."""
+        if self.geotransform is None:
+            return 0, 0
+        x0, a, b, y0, d, e = self.geotransform
+        if b or d or not a or not e:
+            return 0, 0
+        return math.floor(x0 / a + 0.5 + 1e-6), math.floor(y0 / e + 0.5 + 1e-6)
+
     def to_map(self, col: float, row: float) -> tuple[float, float]:
         """Map coordinates of pixel position (col, row) (pixel coordinates when not georeferenced)."""
         x0, a, b, y0, d, e = self.geotransform or IDENTITY

@@ -1,4 +1,5 @@
-"""The bundled model on real imagery: tile-size invariance, 4-band and non-georeferenced inputs."""
+"""The bundled model on real imagery: tile-size and extent invariance, 4-band and non-georeferenced inputs."""
+import shutil
 import subprocess
 
 import numpy as np
@@ -24,6 +25,36 @@ def test_tile_size_and_overlap_barely_change_the_map(tmp_path, shared):
     agreement = (ca[valid] == cb[valid]).mean()
     print(f"tile-invariance agreement: {agreement:.4%}")
     assert agreement >= 0.99
+
+
+@pytest.mark.skipif(not LANDCOVER.exists() or not shutil.which("gdal_translate"),
+                    reason="needs the console script (`make setup`) and GDAL's gdal_translate")
+def test_a_crop_of_a_scene_gets_the_same_classes_away_from_its_new_edges(tmp_path, shared):
+    """Re-running over another extent: a 2048 px FLAIR scene (zone Z3) and a copy cut 173 px in from the
+    left and 211 px from the top with ``gdal_translate -srcwin``, both classified by ``landcover
+    classify`` with the defaults (1024 px windows, 256 px overlap), give the same classes more than one
+    window inside the cut: the windows sit on the map's pixel lattice, not on each raster's corner (with
+    windows stepping from the corner about 80 of those 0.69 M pixels differed, and 1.1 % of the pixels from
+    128 px to one window inside the cut instead of 0.55 %)."""
+    scene = crop(shared / "flair" / "zones" / "Z3_image.vrt", tmp_path / "scene.tif", 6144, 0, 2048)
+    cut = tmp_path / "cut.tif"
+    subprocess.run(["gdal_translate", "-q", "-srcwin", "173", "211", str(2048 - 173), str(2048 - 211), str(scene),
+                    str(cut)], check=True)
+    maps = []
+    for raster in (scene, cut):
+        out = tmp_path / f"{raster.stem}_classes.tif"
+        proc = subprocess.run([str(LANDCOVER), "classify", str(raster), str(out)], capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        with rasterio.open(out) as dst:
+            maps.append(dst.read(1))
+    whole, part = maps[0][211:, 173:], maps[1]
+    assert whole.shape == part.shape
+    differ_inside = int((whole[1024:, 1024:] != part[1024:, 1024:]).sum())
+    near_edges = (whole[128:1024, 128:] == part[128:1024, 128:]).mean()
+    print(f"pixels that differ more than one window inside the cut: {differ_inside}; "
+          f"agreement 128-1024 px from it: {near_edges:.4f}")
+    assert differ_inside == 0  # the same windows, so the same classes
+    assert near_edges > 0.99
 
 
 @pytest.mark.skipif(not LANDCOVER.exists(), reason="the console script is installed by `make setup`")

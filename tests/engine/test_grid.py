@@ -71,3 +71,11 @@ def test_scaled_and_sub_grids_keep_origin_and_rotation():
     assert grid.to_pixel(*grid.to_map(7.5, 3.25)) == pytest.approx((7.5, 3.25))
     part = grid.sub(10, 5, 20, 8)
     assert part.to_map(0, 0) == pytest.approx(grid.to_map(10, 5)) and (part.width, part.height) == (20, 8)
+
+
+def test_lattice_origin_counts_pixels_from_the_crs_origin():
+    grid = Grid(100, 80, (600020.2, 0.2, 0.0, 4800011.4, 0.0, -0.2))
+    assert grid.lattice_origin() == (3_000_101, -24_000_057)
+    assert grid.sub(173, 211, 10, 10).lattice_origin() == (3_000_101 + 173, -24_000_057 + 211)
+    assert Grid(100, 80).lattice_origin() == (0, 0)
+    assert Grid(100, 80, (10.0, 0.2, 0.01, 20.0, 0.01, -0.2)).lattice_origin() == (0, 0)  # rotated: no lattice

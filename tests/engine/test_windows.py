@@ -5,10 +5,11 @@ from landcover_plugin.engine.windows import starts, window_rows
 from landcover_plugin.errors import LandcoverError
 
 
+@pytest.mark.parametrize("origin", [0, 1, 97, -3_000_101])
 @pytest.mark.parametrize("length,tile,overlap", [(1000, 256, 32), (513, 512, 64), (512, 512, 64), (100, 512, 64),
-                                                 (1243, 512, 128), (7, 3, 2), (10, 3, 0)])
-def test_windows_cover_every_pixel_and_stay_inside(length, tile, overlap):
-    offsets = starts(length, tile, overlap)
+                                                 (1243, 512, 128), (7, 3, 2), (10, 3, 0), (8192, 1024, 256)])
+def test_windows_cover_every_pixel_and_stay_inside(length, tile, overlap, origin):
+    offsets = starts(length, tile, overlap, origin)
     size = min(tile, length)
     covered = np.zeros(length, int)
     for o in offsets:
@@ -18,12 +19,28 @@ def test_windows_cover_every_pixel_and_stay_inside(length, tile, overlap):
     assert offsets[-1] + size == length  # the last window is flush with the edge
     assert offsets == sorted(set(offsets))
     steps = np.diff(offsets)
-    assert (steps <= tile - overlap).all()  # never less overlap than asked for
+    stride = tile - overlap
+    assert (steps[1:-1] == stride).all()  # inner windows: the overlap asked for
+    assert (steps <= stride + overlap // 2).all()  # edge windows: at least half of it
+    assert all((origin + o) % stride == 0 for o in offsets[1:-1])  # inner windows sit on the lattice
+
+
+def test_a_crop_shares_the_inner_windows_of_the_raster_it_was_cut_from():
+    """Anchored to the map lattice, a raster cut 173 px in keeps every window of the original that lies
+    more than a tile inside it; without a lattice (origin 0 for both) none would be kept."""
+    tile, overlap, length, cut = 1024, 256, 8192, 173
+    whole = set(starts(length, tile, overlap, origin=1000))
+    cropped = {o + cut for o in starts(length - cut, tile, overlap, origin=1000 + cut)}
+    inner = {o for o in whole if cut + tile <= o < length - tile}
+    assert inner and inner <= cropped
+    assert not inner & {o + cut for o in starts(length - cut, tile, overlap)}
 
 
 def test_exact_fit_has_no_extra_window():
     assert starts(1024, 512, 0) == [0, 512]
     assert starts(896, 512, 128) == [0, 384]
+    assert starts(900, 512, 128) == [0, 388]  # 384 lies within overlap // 2 of the last window: left out
+    assert starts(1000, 256, 32, origin=10) == [0, 214, 438, 662, 744]
 
 
 def test_window_rows_shape():
