@@ -16,7 +16,9 @@ pytestmark = pytest.mark.shared_data
 
 def test_no_change_between_two_shifted_tilings_of_the_same_scene(shared, tmp_path):
     """Zone Z1 (brushwood and deciduous woods, the zone where a tile shift flips most pixels) and the
-    same zone cropped 37 px right and 53 px down: the tiles move, the ground does not."""
+    same zone cropped 37 px right and 53 px down: the edges and their windows move, the ground does not.
+    (The inner windows stay on the map's pixel lattice, so the two maps now differ on about 5 % of the
+    common area, mostly within one window of the copy's cut edges; 5.5 % when every window moved.)"""
     zone = shared / "flair" / "zones" / "Z1_image.vrt"
     before = crop(zone, tmp_path / "before.tif", 1024, 256, 1536)
     after = crop(zone, tmp_path / "after.tif", 1024 + 37, 256 + 53, 1536)
@@ -27,7 +29,7 @@ def test_no_change_between_two_shifted_tilings_of_the_same_scene(shared, tmp_pat
     assert (result.width, result.height) == (1536 - 37, 1536 - 53) and result.common_pixels == 1499 * 1483
     assert result.changed_percent <= 1.0
     # why the filter: without it every pixel whose two maps differ would be reported as change
-    assert result.changed_percent + result.uncertain_percent > 5.0
+    assert result.changed_percent + result.uncertain_percent > 4.0
     assert f"left out as uncertain (classes differ, confidence < {DEFAULT_MIN_CONFIDENCE:g}" in result.summary()
 
 
