@@ -265,7 +265,7 @@ def main() -> None:
     blocks = [mosaic(val_blocks(config))] if args.mosaic else val_blocks(config)
     kinds = ["hann"] if args.engine else args.windows
     georef = args.engine and not args.pixel_only
-    origins = (ORIGIN, (ORIGIN[0] + dx, ORIGIN[1] + dy)) if georef else (None, None)
+    origins = (ORIGIN, (ORIGIN[0] + dx, ORIGIN[1] + dy)) if georef else ((0, 0), (0, 0))
     ttas = [t for t in args.tta if not args.engine or t in ("none", "d4")]
     stats = {}
     for tiling in args.tilings:
@@ -279,11 +279,11 @@ def main() -> None:
                 if args.engine:
                     with tempfile.TemporaryDirectory() as tmp:
                         a, s1 = engine_map(args.model, image, tile, overlap, tta == "d4", Path(tmp), value_to_index,
-                                           origins[0], config.gsd)
+                                           origins[0] if georef else None, config.gsd)
                         b, s2 = engine_map(args.model, crop, tile, overlap, tta == "d4", Path(tmp), value_to_index,
-                                           origins[1], config.gsd)
+                                           origins[1] if georef else None, config.gsd)
                     maps_a, maps_b, sec = {"hann": a}, {"hann": b}, s1 + s2
-                    pixels += sum(network_pixels(model, im.shape[2], im.shape[1], tile, overlap, o or (0, 0)) * PASSES[tta]
+                    pixels += sum(network_pixels(model, im.shape[2], im.shape[1], tile, overlap, o) * PASSES[tta]
                                   for im, o in zip((image, crop), origins))
                 else:
                     maps_a, p1, s1 = blend(model, image, tile, overlap, tta, kinds)
@@ -298,8 +298,8 @@ def main() -> None:
                     region_b = b[margin:, margin:]
                     acc[kind]["same"] += int((region_a == region_b).sum())
                     acc[kind]["compared"] += region_a.size
-                    acc[kind]["changes"] += (change_counts(a, tile, overlap, origins[0] or (0, 0))
-                                             + change_counts(b, tile, overlap, origins[1] or (0, 0)))
+                    acc[kind]["changes"] += (change_counts(a, tile, overlap, origins[0])
+                                             + change_counts(b, tile, overlap, origins[1]))
                     acc[kind]["cm"] += confusion_matrix(label, a, k)
                 print(f"  {name} {tiling} tta={tta}: {sec:.1f} s", file=sys.stderr, flush=True)
             cost = pixels / ref_pixels

@@ -33,7 +33,7 @@ def starts(length: int, tile: int, overlap: int, origin: int = 0) -> list[int]:
     is a multiple of the stride (``origin``: the lattice index of pixel 0, see ``Grid.lattice_origin``),
     and ``length - tile``. A lattice window within ``overlap // 2`` px of an edge window is left out
     (the edge window stands for it), so inner neighbours overlap by ``overlap`` px and the edge windows
-    by at least half of it; with ``origin`` 0 the windows step from 0 by the stride as before.
+    by at least half of it; with ``origin`` 0 the inner windows step from 0 by the stride.
 
     Raises ``LandcoverError`` if ``tile`` < 1, ``overlap`` < 0 or ``overlap`` >= ``tile``.
     """
