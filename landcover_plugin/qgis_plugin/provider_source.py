@@ -2,10 +2,11 @@
 ``QgsRasterDataProvider.block()`` over their extent at the grid's size.
 
 Layers without a pixel grid of their own (XYZ, WMS/WMTS and other web services) are read on a grid at
-the model's GSD in the layer's CRS, over an extent (the visible one in live mode, EXTENT in
-Processing); such services deliver rendered RGB(A) (QGIS' ``ARGB32``), which is mapped to the model's
-red, green and blue bands (alpha 0: nodata). Layers with data bands (WCS, PostGIS raster, virtual
-rasters) keep their bands, chosen by colour interpretation as for files.
+the model's GSD in the layer's CRS (one pixel lattice whatever the extent: ``layer_grid``), over an
+extent (the visible one in live mode, EXTENT in Processing); such services deliver rendered RGB(A)
+(QGIS' ``ARGB32``), which is mapped to the model's red, green and blue bands (alpha 0: nodata).
+Layers with data bands (WCS, PostGIS raster, virtual rasters) keep their bands, chosen by colour
+interpretation as for files.
 
 Providers are not thread-safe: a ``ProviderSource`` reads through one provider clone made in the main
 thread (``bind`` swaps in a fresh clone for another worker thread); the engine reads from one thread
@@ -60,12 +61,21 @@ class LayerInfo:
                    (e.xMinimum(), e.yMinimum(), e.xMaximum(), e.yMaximum()))
 
 
+def lattice_unit(unit: float) -> float:
+    """``unit`` (map units per pixel, > 0) rounded to 3 significant digits (at most 0.5 % off): nearby
+    extents, whose centres give slightly different units, then share one pixel size."""
+    return float(f"{unit:.3g}")
+
+
 def layer_grid(info: LayerInfo, extent: tuple[float, float, float, float], gsd_m: float,
                centre: tuple[float, float] | None = None, max_pixels: int | None = MAX_PIXELS) -> Grid:
-    """A north-up grid in the layer's CRS over ``extent`` (xmin, ymin, xmax, ymax) whose pixels are
-    ``gsd_m`` ground metres at ``centre`` (default: the extent's centre; a Web Mercator metre is about
-    cos φ ground metres). Raises ``LandcoverError`` for a layer without CRS, an empty extent, or more
-    than ``max_pixels``."""
+    """A north-up grid in the layer's CRS covering ``extent`` (xmin, ymin, xmax, ymax) whose pixels are
+    about ``gsd_m`` ground metres at ``centre`` (default: the extent's centre; a Web Mercator metre is
+    about cos φ ground metres), the pixel size rounded by ``lattice_unit`` and the corner moved out to a
+    whole multiple of it: every grid made at one pixel size lies on one lattice from the CRS's origin,
+    so two overlapping extents get the same pixels, windows (``Grid.lattice_origin``) and classes, as
+    files cut from one raster do. Raises ``LandcoverError`` for a layer without CRS, an empty extent,
+    or more than ``max_pixels``."""
     if not info.crs_wkt:
         raise LandcoverError(f"layer '{info.name}' has no CRS: set its CRS in the layer properties first")
     xmin, ymin, xmax, ymax = extent
@@ -73,8 +83,10 @@ def layer_grid(info: LayerInfo, extent: tuple[float, float, float, float], gsd_m
         raise LandcoverError(f"layer '{info.name}' has no usable extent: give an extent to classify")
     cx, cy = centre or ((xmin + xmax) / 2, (ymin + ymax) / 2)
     metres = ground_pixel_size(Grid(1, 1, (cx, 1.0, 0.0, cy, 0.0, -1.0), info.crs_wkt))
-    unit = gsd_m / math.sqrt(metres[0] * metres[1]) if metres else gsd_m
-    width, height = max(1, math.ceil((xmax - xmin) / unit - 1e-9)), max(1, math.ceil((ymax - ymin) / unit - 1e-9))
+    unit = lattice_unit(gsd_m / math.sqrt(metres[0] * metres[1]) if metres else gsd_m)
+    xmin = math.floor(xmin / unit + 1e-6) * unit
+    ymax = math.ceil(ymax / unit - 1e-6) * unit
+    width, height = max(1, math.ceil((xmax - xmin) / unit - 1e-6)), max(1, math.ceil((ymax - ymin) / unit - 1e-6))
     if max_pixels and width * height > max_pixels:
         raise LandcoverError(f"layer '{info.name}' over the extent {xmin:.6g}, {ymin:.6g} – {xmax:.6g}, {ymax:.6g} is "
                              f"{width:,}×{height:,} px at {gsd_m:g} m "

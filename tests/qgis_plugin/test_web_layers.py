@@ -76,7 +76,9 @@ def test_qgis_process_classifies_an_xyz_layer_like_the_same_imagery_as_a_file(qg
     check_styled(out, "EPSG:3857")
     width, height, gt, _ = grid_of(out)
     assert gt[1] == pytest.approx(0.2 / 0.7243, rel=0.01)  # 0.2 ground m at 43.6° N in Web Mercator metres
-    assert (width, height) == (round(180 / gt[1] + 0.5), round(230 / gt[1] + 0.5))
+    assert gt[0] <= g[0] + 20 < gt[0] + gt[1] and gt[3] - gt[1] < g[3] - 20 <= gt[3]  # the extent, covered
+    assert gt[0] + (width - 1) * gt[1] < g[0] + 200 <= gt[0] + width * gt[1]
+    assert gt[3] - height * gt[1] <= g[3] - 250 < gt[3] - (height - 1) * gt[1]
     agreement = (classes(out) == classes(classify_file_on_grid(mercator, out, tmp_path, qgis_env))).mean()
     assert agreement >= 0.98, agreement
 
@@ -95,13 +97,43 @@ def test_qgis_process_classifies_a_wms_layer_like_the_imagery_it_serves(qgis_env
         width, height, gt, wkt = grid_of(out)
         served = server.get_map(tmp_path / "served.tif", width, height, gt, wkt)  # the same imagery, one request
     check_styled(out, "EPSG:2154")
-    # 0.2 ground metres: Lambert-93's scale factor there makes that 0.20007 map metres
-    assert (gt[0], gt[3]) == (x0, y1) and gt[1] == pytest.approx(0.2, rel=0.001) and width == height == 1024
+    # 0.2 ground metres: Lambert-93's scale factor there makes that 0.20007 map metres, 0.2 to 3 digits
+    assert (gt[0], gt[3]) == pytest.approx((x0, y1)) and gt[1] == 0.2 and width == height == 1024
     file_out = tmp_path / "file.tif"
     run = run_qgis_process(qgis_env, "run", "landcover:classify", "--", f"INPUT={served}", f"OUTPUT={file_out}")
     assert run.returncode == 0, run.stdout + run.stderr
     agreement = (classes(out) == classes(file_out)).mean()
     assert agreement >= 0.98, agreement
+
+
+def test_two_extents_of_a_web_layer_share_its_pixels_and_classes(qgis_env, imagery, tmp_path):
+    """A re-run over another extent of the same web layer (shifted by 21.3 / 37.9 Web Mercator metres)
+    lies on the same pixel lattice: whole-pixel offset, and the same classes more than one window
+    inside both extents (the windows sit on that lattice too)."""
+    _, tiles, mercator = imagery
+    uri = f"wms://{xyz_uri(f'file://{tiles}/{{z}}/{{x}}/{{y}}.png')}"
+    g = gdal.Open(str(mercator)).GetGeoTransform()
+    maps = []
+    for name, dx, dy in (("a", 10.0, 10.0), ("b", 31.3, 47.9)):
+        out = tmp_path / f"{name}.tif"
+        extent = f"{g[0] + dx},{g[0] + dx + 230},{g[3] - dy - 230},{g[3] - dy} [EPSG:3857]"
+        proc = run_qgis_process(qgis_env, "run", "landcover:classify", "--", f"INPUT={uri}", f"EXTENT={extent}",
+                                "TILE_SIZE=256", "OVERLAP=64", f"OUTPUT={out}")
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        maps.append((classes(out), grid_of(out)[2]))
+    (a, ga), (b, gb) = maps
+    assert ga[1] == gb[1] and ga[5] == gb[5] == -ga[1]
+    col, row = (gb[0] - ga[0]) / ga[1], (ga[3] - gb[3]) / ga[1]
+    assert col == pytest.approx(round(col), abs=1e-6) and row == pytest.approx(round(row), abs=1e-6)
+    col, row = round(col), round(row)
+    assert (col, row) == (round(21.3 / ga[1]), round(37.9 / ga[1]))
+    window = 256  # more than one window inside both extents
+    top, bottom = row + window, min(a.shape[0], row + b.shape[0]) - window
+    left, right = col + window, min(a.shape[1], col + b.shape[1]) - window
+    assert bottom - top > 100 and right - left > 100
+    inside_a = a[top:bottom, left:right]
+    inside_b = b[top - row:bottom - row, left - col:right - col]
+    assert (inside_a != 255).all() and (inside_a == inside_b).all(), (inside_a != inside_b).mean()
 
 
 def one_line_failure(proc, out, *needles):
