@@ -53,10 +53,17 @@ def crop(zone: str, x: int, y: int, name: str) -> Path:
     return path
 
 
+def digest(*files: Path) -> str:
+    return hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()[:12]
+
+
+ENGINE = digest(*sorted((REPO / "landcover_plugin" / "engine").glob("*.py")))
+
+
 def classified(image: Path, model: str | None = None) -> tuple[Path, Path]:
-    """Class and confidence rasters of ``image``, kept in OUT per model file (named by its SHA-256), so a
-    retrained model is run again and an unchanged one is not."""
-    stem = f"{image.stem}_{hashlib.sha256(resolve_model(model).read_bytes()).hexdigest()[:12]}"
+    """Class and confidence rasters of ``image``, kept in OUT per model file and engine source (named by
+    their SHA-256), so a retrained model or a changed engine is run again and an unchanged pair is not."""
+    stem = f"{image.stem}_{digest(resolve_model(model))}_{ENGINE}"
     classes, conf = image.with_name(stem + "_classes.tif"), image.with_name(stem + "_conf.tif")
     if not classes.exists():
         classify(ClassifyParams(image, classes, model, confidence=conf))
