@@ -15,7 +15,6 @@ import json
 import os
 import sys
 import time
-import traceback
 from pathlib import Path
 
 import qgis.utils
@@ -24,6 +23,9 @@ from qgis.PyQt.QtCore import QTimer, QUrl
 from qgis.PyQt.QtGui import QDesktopServices
 from qgis.PyQt.QtWidgets import QApplication, QCheckBox, QComboBox, QDialog, QDockWidget, QLabel, QPlainTextEdit, QPushButton, QToolBar
 from qgis.utils import iface
+
+sys.path.insert(0, os.environ["LANDCOVER_TESTS"])  # qgis --code gives a script no __file__
+from desktop_steps import Wait, quit_qgis, run  # noqa: E402
 
 REPORT = Path(os.environ["LANDCOVER_REPORT"])
 SHOTS = Path(os.environ["LANDCOVER_SHOTS"])
@@ -177,10 +179,10 @@ def steps():
     installer.findChild(QPushButton, "install").click()
     log = installer.findChild(QPlainTextEdit, "install_log")
     started = time.perf_counter()
-    yield ("wait", lambda: "$ " in log.toPlainText() or not installer.running(), 60, "cancel: pip started")
+    yield Wait(lambda: "$ " in log.toPlainText() or not installer.running(), "cancel: pip started", 60)
     yield 1500
     installer.findChild(QPushButton, "cancel").click()
-    yield ("wait", lambda: not installer.running(), 60, "cancel: pip stopped")
+    yield Wait(lambda: not installer.running(), "cancel: pip stopped", 60)
     status = installer.findChild(QLabel, "install_status").text()
     report["cancel"] = {"status": status, "seconds": round(time.perf_counter() - started, 1),
                         "private_dir_exists": dependencies_ui.private_dir().exists(),
@@ -189,12 +191,12 @@ def steps():
     # the real install
     installer.findChild(QPushButton, "install").click()
     started = time.perf_counter()
-    yield ("wait", lambda: "Downloading" in log.toPlainText() or "Processing /" in log.toPlainText()
-           or not installer.running(), 300, "install: downloading")
+    yield Wait(lambda: "Downloading" in log.toPlainText() or "Processing /" in log.toPlainText()
+               or not installer.running(), "install: downloading", 300)
     yield 1000
     shot(installer, "dependencies_installing.png")
     screen("dependencies_installing_window.png")
-    yield ("wait", lambda: not installer.running(), 900, "install: done")
+    yield Wait(lambda: not installer.running(), "install: done", 900)
     seconds = time.perf_counter() - started
     status = installer.findChild(QLabel, "install_status").text()
     report["install"] = {"status": status, "seconds": round(seconds, 1), "log_tail": log.toPlainText()[-3000:],
@@ -222,7 +224,7 @@ def steps():
     model_box.setCurrentIndex(model_box.findText("flair-rgb"))
     started = time.perf_counter()
     live_box.click()
-    yield ("wait", lambda: bool(QgsProject.instance().mapLayersByName("Landcover live")), 180, "live: first view")
+    yield Wait(lambda: bool(QgsProject.instance().mapLayersByName("Landcover live")), "live: first view", 180)
     report["timings"]["live_first_view_s"] = round(time.perf_counter() - started, 1)
     yield 1500
     report["live_status"] = dock.findChild(QLabel, "status").text()
@@ -266,49 +268,18 @@ def steps():
     report["alive"] = True
 
 
-def run(generator):
-    """A step yields milliseconds, or ("wait", condition, seconds, name): poll every 100 ms."""
+def each():
+    note_dialogs()
+    save()
 
-    def step():
-        try:
-            wait = next(generator)
-        except StopIteration:
-            return finish()
-        except Exception:  # noqa: BLE001 (reported, then QGIS quits)
-            report["error"] = traceback.format_exc()
-            return finish()
-        note_dialogs()
-        save()
-        if isinstance(wait, tuple):
-            _, condition, limit, name = wait
-            started = time.perf_counter()
 
-            def poll():
-                note_dialogs()
-                if condition():
-                    report["steps"].append({"step": name, "seconds": round(time.perf_counter() - started, 1)})
-                    return step()
-                if time.perf_counter() - started > limit:
-                    report["error"] = f"'{name}' did not happen within {limit} s"
-                    return finish()
-                QTimer.singleShot(100, poll)
-
-            QTimer.singleShot(100, poll)
-        else:
-            QTimer.singleShot(int(wait), step)
-
-    QTimer.singleShot(0, step)
+def waited(wait, seconds):
+    report["steps"].append({"step": wait.name, "seconds": round(seconds, 1)})
 
 
 def finish():
-    note_dialogs()
-    save()
-    for dialog in QApplication.topLevelWidgets():
-        if isinstance(dialog, QDialog) and dialog.isVisible():
-            dialog.close()
-    QgsProject.instance().clear()
-    QgsProject.instance().setDirty(False)
-    QTimer.singleShot(500, iface.actionExit().trigger)
+    each()
+    quit_qgis(500, close_dialogs=True)
 
 
-QTimer.singleShot(1500, lambda: run(steps()))
+QTimer.singleShot(1500, lambda: run(steps(), report, finish, each=each, waited=waited))

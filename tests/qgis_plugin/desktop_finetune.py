@@ -13,8 +13,8 @@ as…*; then starts another round and cancels it. Screenshots (LANDCOVER_SHOTS) 
 import faulthandler
 import json
 import os
+import sys
 import time
-import traceback
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +38,9 @@ from qgis.PyQt.QtWidgets import (
     QRadioButton,
 )
 from qgis.utils import iface
+
+sys.path.insert(0, os.environ["LANDCOVER_TESTS"])  # qgis --code gives a script no __file__
+from desktop_steps import Wait, quit_qgis, run  # noqa: E402
 
 REPORT = Path(os.environ["LANDCOVER_REPORT"])
 SHOTS = Path(os.environ["LANDCOVER_SHOTS"])
@@ -190,16 +193,16 @@ def steps():
     model_box = child(QComboBox, "model")
     model_box.setCurrentIndex(model_box.findText(os.environ["LANDCOVER_MODEL"]))
     child(QCheckBox, "live").click()
-    yield ("wait", lambda: live_source() is not None, "first view")
+    yield Wait(lambda: live_source() is not None, "first view")
     yield 500
     first = live_source()
     before, _ = view_array(first)  # live mode deletes earlier views' files
     report["before"] = {"model": model_box.currentText(), "accuracy": accuracy(first), "status": status()}
     # where a correction helps most
     child(QCheckBox, "uncertain").click()
-    yield ("wait", lambda: QgsProject.instance().mapLayersByName("Landcover uncertain areas"), "uncertain areas")
+    yield Wait(lambda: QgsProject.instance().mapLayersByName("Landcover uncertain areas"), "uncertain areas")
     yield 800
-    yield ("wait", lambda: "of the view has a confidence below" in uncertain_status(), "uncertain share")
+    yield Wait(lambda: "of the view has a confidence below" in uncertain_status(), "uncertain share")
     report["uncertain_before"] = uncertain_status()
     screen("finetune_uncertain.png")
     # Correct…: the class picker and the drawing tools
@@ -229,22 +232,22 @@ def steps():
     started = time.perf_counter()
     child(QPushButton, "improve").click()
     report["improve_button_while_running"] = child(QPushButton, "improve").text()
-    yield ("wait", lambda: child(QProgressBar, "improve_progress").value() >= 40, "training under way")
+    yield Wait(lambda: child(QProgressBar, "improve_progress").value() >= 40, "training under way")
     screen("finetune_training.png")
     report["progress_format"] = child(QProgressBar, "improve_progress").text()
-    yield ("wait", lambda: model_box.currentText().startswith(f"{os.environ['LANDCOVER_MODEL']}-adapted"), "improved", 600)
+    yield Wait(lambda: model_box.currentText().startswith(f"{os.environ['LANDCOVER_MODEL']}-adapted"), "improved", 600)
     report["improve_seconds"] = round(time.perf_counter() - started, 1)
     report["ui_while_training"] = ticks.stop()
     report["after_model"] = model_box.currentText()
     report["report_text"] = improve_status()
-    yield ("wait", lambda: live_source() not in (None, first) and "adapted" in status(), "live view with the adapted model")
+    yield Wait(lambda: live_source() not in (None, first) and "adapted" in status(), "live view with the adapted model")
     yield 500
     second = live_source()
     after, _ = view_array(second)
     same = before.shape == after.shape
     report["after"] = {"accuracy": accuracy(second), "status": status(),
                        "changed_share": round(float((before != after).mean()), 4) if same else None}
-    yield ("wait", lambda: uncertain_status() != report["uncertain_before"], "uncertain areas after")
+    yield Wait(lambda: uncertain_status() != report["uncertain_before"], "uncertain areas after")
     report["uncertain_after"] = uncertain_status()
     yield 800
     screen("finetune_improved.png")
@@ -268,59 +271,27 @@ def steps():
     adapted = sorted(p.name for p in (Path(QgsApplication.qgisSettingsDirPath()) / "landcover" / "adapted").glob("*.onnx"))
     child(QDoubleSpinBox, "minutes").setValue(5.0)
     child(QPushButton, "improve").click()
-    yield ("wait", lambda: child(QProgressBar, "improve_progress").value() >= 5, "second round started")
+    yield Wait(lambda: child(QProgressBar, "improve_progress").value() >= 5, "second round started")
     child(QPushButton, "improve").click()  # now "Cancel"
-    yield ("wait", lambda: "Cancelled" in improve_status(), "cancelled")
+    yield Wait(lambda: "Cancelled" in improve_status(), "cancelled")
     report["cancelled"] = {"status": improve_status(), "files_unchanged": adapted == sorted(
         p.name for p in (Path(QgsApplication.qgisSettingsDirPath()) / "landcover" / "adapted").glob("*.onnx"))}
     picker.close()
     report["alive"] = True
 
 
-def run(generator):
-    """Runs the steps; a step yields milliseconds to wait or ("wait", condition, name[, seconds]): poll every
-    100 ms for at most ``seconds`` (default 120)."""
+def waited(wait, seconds):
+    report["views"].append({"step": wait.name, "seconds": round(seconds, 1)})
 
-    def step():
-        try:
-            wait = next(generator)
-        except StopIteration:
-            return finish()
-        except Exception:  # noqa: BLE001 (reported, then QGIS quits)
-            report["error"] = traceback.format_exc()
-            return finish()
-        save()
-        if isinstance(wait, tuple):
-            _, condition, name, *limit = wait
-            started = time.perf_counter()
 
-            def poll():
-                try:
-                    ok = condition()
-                except Exception:  # noqa: BLE001
-                    report["error"] = traceback.format_exc()
-                    return finish()
-                if ok:
-                    report["views"].append({"step": name, "seconds": round(time.perf_counter() - started, 1)})
-                    return step()
-                if time.perf_counter() - started > (limit[0] if limit else 120):
-                    report["error"] = f"nothing after '{name}'; dock: {status()} | {improve_status()}"
-                    return finish()
-                QTimer.singleShot(100, poll)
-
-            QTimer.singleShot(100, poll)
-        else:
-            QTimer.singleShot(int(wait), step)
-
-    QTimer.singleShot(0, step)
+def stuck(wait):
+    return f"nothing after '{wait.name}'; dock: {status()} | {improve_status()}"
 
 
 def finish():
     save()
-    QgsProject.instance().clear()
-    QgsProject.instance().setDirty(False)
-    QTimer.singleShot(300, iface.actionExit().trigger)
+    quit_qgis()
 
 
-QTimer.singleShot(1500, lambda: run(steps()))
+QTimer.singleShot(1500, lambda: run(steps(), report, finish, each=save, waited=waited, stuck=stuck))
 np.seterr(all="ignore")

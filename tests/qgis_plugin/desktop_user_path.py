@@ -13,8 +13,7 @@ so a crash leaves the report of what had happened; faulthandler writes to LANDCO
 import faulthandler
 import json
 import os
-import time
-import traceback
+import sys
 from pathlib import Path
 
 import qgis.utils
@@ -23,6 +22,9 @@ from qgis.gui import QgsMapLayerComboBox
 from qgis.PyQt.QtCore import QTimer
 from qgis.PyQt.QtWidgets import QCheckBox, QComboBox, QDockWidget, QLabel
 from qgis.utils import iface
+
+sys.path.insert(0, os.environ["LANDCOVER_TESTS"])  # qgis --code gives a script no __file__
+from desktop_steps import Wait, quit_qgis, run  # noqa: E402
 
 REPORT = Path(os.environ["LANDCOVER_REPORT"])
 faults = open(os.environ["LANDCOVER_FAULTS"], "w")  # noqa: SIM115 (open for the life of QGIS)
@@ -120,7 +122,7 @@ def steps():
     model_box.setCurrentIndex(model_box.findText(os.environ["LANDCOVER_MODEL"]))
     live_box.click()
     report["steps"].append("live on")
-    yield ("wait", new_view(None), "first view")
+    yield Wait(new_view(None), "first view")
     # pans and zooms, each waited for
     for name, change in (("pan east", lambda e: (e.width() * 0.35, 0)), ("pan south", lambda e: (0, -e.height() * 0.3)),
                          ("zoom out", None), ("zoom in", "in")):
@@ -134,7 +136,7 @@ def steps():
             dx, dy = change(e)
             canvas.setExtent(QgsRectangle(e.xMinimum() + dx, e.yMinimum() + dy, e.xMaximum() + dx, e.yMaximum() + dy))
         canvas.refresh()
-        yield ("wait", new_view(before), name)
+        yield Wait(new_view(before), name)
     if GATE is not None:
         # a view held by the server until the next pan arrives: the pan must cancel it
         GATE.write_text("hold")
@@ -151,7 +153,7 @@ def steps():
         canvas.refresh()
         yield 600  # the newer view is scheduled and has cancelled the held one
         GATE.unlink()
-        yield ("wait", new_view(before), "pan during a held view")
+        yield Wait(new_view(before), "pan during a held view")
         shown = live_layers()[0].extent()
         report["shown_view_contains_last_pan_centre"] = shown.contains(target.center())
         report["views_superseded_status"] = status_text()
@@ -160,19 +162,19 @@ def steps():
         DOWN.write_text("stop the service")
         yield 2000
         nudge(-1.0)  # west, into imagery no view has fetched yet
-        yield ("wait", lambda: "error" in status_text(), "view while the service is down")
+        yield Wait(lambda: "error" in status_text(), "view while the service is down")
         report["service_down_status"] = status_text()
         DOWN.unlink()
         before = live_source()
         nudge(0.1)
-        yield ("wait", new_view(before), "view once the service is back", lambda: nudge(0.02))
+        yield Wait(new_view(before), "view once the service is back", retry=lambda: nudge(0.02))
         report["service_back_status"] = status_text()
     # Live off, then on again
     live_box.click()
     yield 1500
     report["after_live_off"] = {"live_layers": len(live_layers()), "status": status_text()}
     live_box.click()
-    yield ("wait", new_view(None), "live on again")
+    yield Wait(new_view(None), "live on again")
     live = live_layers()[0]
     node = QgsProject.instance().layerTreeRoot().findLayer(live.id())
     model = iface.layerTreeView().layerTreeModel()
@@ -198,50 +200,17 @@ def steps():
     report["alive"] = True
 
 
-def run(generator):
-    """Runs the steps; a step yields milliseconds to wait or ("wait", condition, name[, retry]): poll the
-    condition every 100 ms for at most 120 s (calling ``retry`` every 5 s meanwhile, as a user pans again
-    when nothing shows) and record the view's time."""
+def waited(wait, seconds):
+    report["views"].append({"view": wait.name, "seconds": round(seconds, 2), "status": status_text()})
 
-    def step():
-        try:
-            wait = next(generator)
-        except StopIteration:
-            return finish()
-        except Exception:  # noqa: BLE001 (reported, then QGIS quits)
-            report["error"] = traceback.format_exc()
-            return finish()
-        save()
-        if isinstance(wait, tuple):
-            _, condition, name, *retry = wait
-            started = time.perf_counter()
-            tries = {"last": started}
 
-            def poll():
-                if retry and time.perf_counter() - tries["last"] > 5:
-                    tries["last"] = time.perf_counter()
-                    retry[0]()
-                if condition():
-                    report["views"].append({"view": name, "seconds": round(time.perf_counter() - started, 2),
-                                            "status": status_text()})
-                    return step()
-                if time.perf_counter() - started > 120:
-                    report["error"] = f"no result for '{name}' within 120 s; dock: {status_text()}"
-                    return finish()
-                QTimer.singleShot(100, poll)
-
-            QTimer.singleShot(100, poll)
-        else:
-            QTimer.singleShot(int(wait), step)
-
-    QTimer.singleShot(0, step)
+def stuck(wait):
+    return f"no result for '{wait.name}' within {wait.seconds} s; dock: {status_text()}"
 
 
 def finish():
     save()
-    QgsProject.instance().clear()
-    QgsProject.instance().setDirty(False)
-    QTimer.singleShot(300, iface.actionExit().trigger)
+    quit_qgis()
 
 
-QTimer.singleShot(1500, lambda: run(steps()))
+QTimer.singleShot(1500, lambda: run(steps(), report, finish, each=save, waited=waited, stuck=stuck))

@@ -8,15 +8,18 @@ screenshotted (LANDCOVER_SHOTS); the report goes to LANDCOVER_REPORT after each 
 Environment: LANDCOVER_ZIP (the plugin zip), LANDCOVER_RASTER (a copy of a raster to classify)."""
 import json
 import os
+import sys
 import time
-import traceback
 from pathlib import Path
 
 import qgis.utils
 from qgis.core import Qgis, QgsApplication, QgsProject
 from qgis.PyQt.QtCore import QTimer
-from qgis.PyQt.QtWidgets import QApplication, QCheckBox, QDialog, QDockWidget, QLabel, QPushButton, QToolBar
+from qgis.PyQt.QtWidgets import QApplication, QCheckBox, QDockWidget, QLabel, QPushButton, QToolBar
 from qgis.utils import iface
+
+sys.path.insert(0, os.environ["LANDCOVER_TESTS"])  # qgis --code gives a script no __file__
+from desktop_steps import Wait, quit_qgis, run  # noqa: E402
 
 REPORT = Path(os.environ["LANDCOVER_REPORT"])
 SHOTS = Path(os.environ["LANDCOVER_SHOTS"])
@@ -33,11 +36,15 @@ def logged(message, tag, level):
 QgsApplication.messageLog().messageReceived.connect(logged)
 
 
+def save():
+    REPORT.write_text(json.dumps(report, indent=1, default=str))
+
+
 def done(step, **extra):
     now = time.perf_counter()
     report["steps"].append({"step": step, "seconds": round(now - clock["t"], 1), **extra})
     clock["t"] = now
-    REPORT.write_text(json.dumps(report, indent=1, default=str))
+    save()
 
 
 def screen(name):
@@ -83,10 +90,10 @@ def steps():
     screen("walkthrough_2_installer.png")
     clock["t"] = time.perf_counter()
     installer.findChild(QPushButton, "install").click()
-    yield ("wait", lambda: "Downloading" in installer.log.toPlainText() or not installer.running(), 300)
+    yield Wait(lambda: "Downloading" in installer.log.toPlainText() or not installer.running(), "pip downloading", 300)
     yield 3000
     screen("walkthrough_3_installing.png")
-    yield ("wait", lambda: not installer.running(), 1200)
+    yield Wait(lambda: not installer.running(), "pip done", 1200)
     done("Install dependencies… → Install: pip with QGIS' Python into the profile",
          status=installer.findChild(QLabel, "install_status").text(), log=installer.log.toPlainText())
     screen("walkthrough_4_installed.png")
@@ -97,8 +104,8 @@ def steps():
     dock = window.findChild(QDockWidget, "LandcoverDock")
     live = dock.findChild(QCheckBox, "live")
     live.click()
-    yield ("wait", lambda: bool(QgsProject.instance().mapLayersByName("Landcover live")), 300)
-    yield ("wait", lambda: "Last view" in dock.findChild(QLabel, "status").text(), 300)
+    yield Wait(lambda: bool(QgsProject.instance().mapLayersByName("Landcover live")), "live layer", 300)
+    yield Wait(lambda: "Last view" in dock.findChild(QLabel, "status").text(), "first live view", 300)
     done("Layer added, Live ticked in the dock: first live view", status=dock.findChild(QLabel, "status").text(),
          layer_valid=layer.isValid())
     shot(window, "walkthrough_5_live.png")
@@ -111,9 +118,8 @@ def steps():
     report["classify_dialog"] = dialog.windowTitle() if dialog else None
     screen("walkthrough_6_classify_dialog.png")
     before = set(QgsProject.instance().mapLayers())
-    run = next(b for b in dialog.findChildren(QPushButton) if b.text().replace("&", "") == "Run")
-    run.click()
-    yield ("wait", lambda: set(QgsProject.instance().mapLayers()) - before, 600)
+    next(b for b in dialog.findChildren(QPushButton) if b.text().replace("&", "") == "Run").click()
+    yield Wait(lambda: set(QgsProject.instance().mapLayers()) - before, "class layer", 600)
     yield 1000
     new = [QgsProject.instance().mapLayer(i) for i in set(QgsProject.instance().mapLayers()) - before]
     out = new[0]
@@ -133,43 +139,13 @@ def steps():
     report["alive"] = True
 
 
-def run(generator):
-    def step():
-        try:
-            wait = next(generator)
-        except StopIteration:
-            return finish()
-        except Exception:  # noqa: BLE001
-            report["error"] = traceback.format_exc()
-            return finish()
-        REPORT.write_text(json.dumps(report, indent=1, default=str))
-        if isinstance(wait, tuple):
-            _, condition, limit = wait
-            started = time.perf_counter()
-
-            def poll():
-                if condition():
-                    return step()
-                if time.perf_counter() - started > limit:
-                    report["error"] = f"timed out after {limit} s at step {len(report['steps']) + 1}"
-                    return finish()
-                QTimer.singleShot(100, poll)
-
-            QTimer.singleShot(100, poll)
-        else:
-            QTimer.singleShot(int(wait), step)
-
-    QTimer.singleShot(0, step)
+def stuck(wait):
+    return f"timed out after {wait.seconds} s at step {len(report['steps']) + 1} ({wait.name})"
 
 
 def finish():
-    REPORT.write_text(json.dumps(report, indent=1, default=str))
-    for dialog in QApplication.topLevelWidgets():
-        if isinstance(dialog, QDialog) and dialog.isVisible():
-            dialog.close()
-    QgsProject.instance().clear()
-    QgsProject.instance().setDirty(False)
-    QTimer.singleShot(500, iface.actionExit().trigger)
+    save()
+    quit_qgis(500, close_dialogs=True)
 
 
-QTimer.singleShot(2000, lambda: run(steps()))
+QTimer.singleShot(2000, lambda: run(steps(), report, finish, each=save, stuck=stuck))

@@ -35,7 +35,8 @@ def run_desktop(package, work: Path, install: bool, timeout: int) -> tuple[dict,
     shots.mkdir()
     env = stock_environment(work)
     env.update(LANDCOVER_REPORT=str(work / "report.json"), LANDCOVER_FAULTS=str(work / "faults.log"),
-               LANDCOVER_SHOTS=str(shots), LANDCOVER_RASTER=str(raster), LANDCOVER_INSTALL="1" if install else "0")
+               LANDCOVER_SHOTS=str(shots), LANDCOVER_RASTER=str(raster), LANDCOVER_INSTALL="1" if install else "0",
+               LANDCOVER_TESTS=str(HERE))
     proc = subprocess.run([XVFB_RUN, "-a", "-s", "-screen 0 1600x1000x24", QGIS, "--profiles-path", str(profiles),
                            "--nologo", "--noversioncheck", "--code", str(HERE / "desktop_dependencies.py")],
                           env=env, capture_output=True, text=True, timeout=timeout, cwd=work)
@@ -124,7 +125,7 @@ def test_walkthrough_from_install_from_zip_to_a_styled_layer(package, tmp_path):
     shots.mkdir()
     env = stock_environment(tmp_path)
     env.update(LANDCOVER_REPORT=str(tmp_path / "report.json"), LANDCOVER_SHOTS=str(shots), LANDCOVER_ZIP=str(package),
-               LANDCOVER_RASTER=str(raster))
+               LANDCOVER_RASTER=str(raster), LANDCOVER_TESTS=str(HERE))
     proc = subprocess.run([XVFB_RUN, "-a", "-s", "-screen 0 1600x1000x24", QGIS, "--profiles-path", str(tmp_path / "qgis"),
                            "--nologo", "--noversioncheck", "--code", str(HERE / "desktop_walkthrough.py")],
                           env=env, capture_output=True, text=True, timeout=1800, cwd=tmp_path)

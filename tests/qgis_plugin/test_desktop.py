@@ -118,7 +118,8 @@ def run_user_path(package, work: Path, timeout=420, **case) -> tuple[dict, str]:
     env.pop("QGIS_PLUGINPATH", None)
     env.update(QT_QPA_PLATFORM="xcb", XDG_RUNTIME_DIR=str(work), PYTHONPATH=sysconfig.get_paths()["purelib"],
                LANDCOVER_REPORT=str(work / "report.json"), LANDCOVER_FAULTS=str(work / "faults.log"),
-               LANDCOVER_SHOT=str(work / "live.png"), **{f"LANDCOVER_{k.upper()}": str(v) for k, v in case.items()})
+               LANDCOVER_SHOT=str(work / "live.png"), LANDCOVER_TESTS=str(HERE),
+               **{f"LANDCOVER_{k.upper()}": str(v) for k, v in case.items()})
     with model_server(Path(package).parent / "models") as url:
         env["LANDCOVER_MODELS_URL"] = url
         proc = subprocess.run([XVFB_RUN, "-a", "-s", "-screen 0 1600x1000x24", QGIS, "--profiles-path", str(profiles),

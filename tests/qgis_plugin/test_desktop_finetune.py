@@ -85,7 +85,7 @@ def test_the_adapt_the_model_loop_in_the_desktop(package, shared, tmp_path):
                LANDCOVER_REPORT=str(tmp_path / "report.json"), LANDCOVER_FAULTS=str(tmp_path / "faults.log"),
                LANDCOVER_SHOTS=str(shots), LANDCOVER_RASTER=str(raster), LANDCOVER_MODEL="dubai-rgb",
                LANDCOVER_AREAS=json.dumps(areas), LANDCOVER_MINUTES=os.environ.get("LANDCOVER_FINETUNE_MINUTES", "0.5"),
-               LANDCOVER_REFERENCE=str(reference), LANDCOVER_WORK=str(tmp_path))
+               LANDCOVER_REFERENCE=str(reference), LANDCOVER_WORK=str(tmp_path), LANDCOVER_TESTS=str(HERE))
     with model_server(Path(package).parent / "models") as url:
         env["LANDCOVER_MODELS_URL"] = url
         proc = subprocess.run([XVFB_RUN, "-a", "-s", "-screen 0 1600x1000x24", QGIS, "--profiles-path", str(profiles),
