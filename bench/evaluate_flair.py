@@ -34,11 +34,33 @@ def resampled(path: Path, pixel_size: float, how: str, out: Path) -> Path:
     return out
 
 
+def validation_blocks(config, work: Path, pixel_size: float | None = None, images: bool = True):
+    """Per scene of ``config``: (scene image path, its validation block as a file in ``work`` (``None``
+    without ``images``), reference class indices ``(H, W)`` uint8, 255 unlabelled). The block is the
+    rightmost ``val_fraction`` of the columns, resampled to ``pixel_size`` m when given (imagery cubic
+    when finer, average when coarser; labels nearest or by mode). The files are overwritten per scene."""
+    lut = code_lut(config)
+    coarser = bool(pixel_size) and pixel_size > 0.2
+    for image_path, label_path in config.pairs:
+        lab = open_raster(label_path)
+        split = int(round(lab.RasterXSize * (1 - config.val_fraction)))
+        win = PixelWindow(split, 0, lab.RasterXSize - split, lab.RasterYSize)
+        labels = copy_window(lab, win, work / "labels.tif")
+        block = copy_window(open_raster(image_path), win, work / "block.tif") if images else None
+        if pixel_size:
+            labels = resampled(labels, pixel_size, "mode" if coarser else "near", work / "labels_r.tif")
+            if block is not None:
+                block = resampled(block, pixel_size, "average" if coarser else "cubic", work / "block_r.tif")
+        ds = gdal.Open(str(labels))
+        reference = lut[ds.GetRasterBand(1).ReadAsArray()]
+        ds = None
+        yield image_path, block, reference
+
+
 def score(config_path: str, model: str, pixel_size: float | None = None, gsd: str = "auto", tile_size=None, overlap=None,
           tta: bool = False, verbose: bool = True) -> dict:
     """mIoU and friends of ``model`` on the validation blocks (at ``pixel_size`` m when given)."""
     config = load_config(config_path)
-    lut = code_lut(config)
     k = len(config.classes)
     value_to_index = np.full(256, 255, np.uint8)
     for i, c in enumerate(config.classes):
@@ -47,18 +69,7 @@ def score(config_path: str, model: str, pixel_size: float | None = None, gsd: st
     seconds = pixels = 0.0
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        for image_path, label_path in config.pairs:
-            img, lab = open_raster(image_path), open_raster(label_path)
-            split = int(round(img.RasterXSize * (1 - config.val_fraction)))
-            win = PixelWindow(split, 0, img.RasterXSize - split, img.RasterYSize)
-            block, labels = copy_window(img, win, work / "block.tif"), copy_window(lab, win, work / "labels.tif")
-            if pixel_size:
-                coarser = pixel_size > 0.2
-                block = resampled(block, pixel_size, "average" if coarser else "cubic", work / "block_r.tif")
-                labels = resampled(labels, pixel_size, "mode" if coarser else "near", work / "labels_r.tif")
-            ds = gdal.Open(str(labels))
-            reference = lut[ds.GetRasterBand(1).ReadAsArray()]
-            ds = None
+        for image_path, block, reference in validation_blocks(config, work, pixel_size):
             out = work / "classes.tif"
             result = classify(ClassifyParams(block, out, model, tile_size, overlap, device="cpu", tta=tta, gsd=gsd))
             seconds += result.seconds

@@ -18,16 +18,12 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from osgeo import gdal
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from bench.evaluate_flair import resampled  # noqa: E402
-from landcover_plugin.engine.reader import copy_window, open_raster  # noqa: E402
-from landcover_plugin.engine.windows import PixelWindow  # noqa: E402
+from bench.evaluate_flair import validation_blocks  # noqa: E402
 from landcover_plugin.metrics import confusion_matrix, scores  # noqa: E402
 from landcover_plugin.train.config import load_config  # noqa: E402
-from landcover_plugin.train.data import code_lut  # noqa: E402
 
 
 def stride_limited(reference: np.ndarray, k: int, stride: int, chunk: int = 1024) -> np.ndarray:
@@ -58,22 +54,12 @@ def main() -> int:
     if not config.gsd:
         ap.error(f"{args.config} states no gsd (m/px)")
     gsd = float(config.gsd)
-    lut, k = code_lut(config), len(config.classes)
+    k = len(config.classes)
     for pixel_size in (gsd / 2, gsd, gsd * 2):
         cm = np.zeros((k, k), np.int64)
         with tempfile.TemporaryDirectory() as tmp:
-            work = Path(tmp)
-            for _, label_path in config.pairs:
-                lab = open_raster(label_path)
-                split = int(round(lab.RasterXSize * (1 - config.val_fraction)))
-                labels = copy_window(lab, PixelWindow(split, 0, lab.RasterXSize - split, lab.RasterYSize),
-                                     work / "labels.tif")
-                if pixel_size != gsd:
-                    how = "mode" if pixel_size > gsd else "near"
-                    labels = resampled(labels, pixel_size, how, work / "labels_r.tif")
-                ds = gdal.Open(str(labels))
-                reference = lut[ds.GetRasterBand(1).ReadAsArray()]
-                ds = None
+            for _, _, reference in validation_blocks(config, Path(tmp), None if pixel_size == gsd else pixel_size,
+                                                     images=False):
                 cm += confusion_matrix(reference, stride_limited(reference, k, args.stride), k)
         s = scores(cm)
         cell = pixel_size * args.stride
