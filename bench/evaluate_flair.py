@@ -38,9 +38,12 @@ def validation_blocks(config, work: Path, pixel_size: float | None = None, image
     """Per scene of ``config``: (scene image path, its validation block as a file in ``work`` (``None``
     without ``images``), reference class indices ``(H, W)`` uint8, 255 unlabelled). The block is the
     rightmost ``val_fraction`` of the columns, resampled to ``pixel_size`` m when given (imagery cubic
-    when finer, average when coarser; labels nearest or by mode). The files are overwritten per scene."""
+    when finer, average when coarser than the config's ``gsd``; labels nearest or by mode). The files are
+    overwritten per scene. Raises ``ValueError`` for a ``pixel_size`` when the config states no ``gsd``."""
+    if pixel_size and not config.gsd:
+        raise ValueError("the training config states no gsd (m/px), so its blocks cannot be resampled")
     lut = code_lut(config)
-    coarser = bool(pixel_size) and pixel_size > 0.2
+    coarser = bool(pixel_size) and pixel_size > config.gsd
     for image_path, label_path in config.pairs:
         lab = open_raster(label_path)
         split = int(round(lab.RasterXSize * (1 - config.val_fraction)))
