@@ -638,10 +638,29 @@ class _Pip:
             reader.join(timeout=5)
             proc.stdout.close()  # type: ignore[union-attr]
         if proc.returncode != 0:
-            errors = [ln.strip() for ln in lines if ln.strip().startswith("ERROR")] or [ln.strip() for ln in lines if ln.strip()][-1:]
-            raise LandcoverError(f"pip failed (exit {proc.returncode}): {errors[0] if errors else 'no output'} — its log says more")
+            raise LandcoverError(pip_failure(proc.returncode, lines, cmd))
         self.feedback.progress(span[1])
         return lines
+
+
+_UNREACHABLE = re.compile(r"(Failed to establish a new connection: [^'\")]*|ProxyError\([^'\"]*|SSLError\([^'\"]*|"
+                          r"Read timed out|Temporary failure in name resolution|Name or service not known)")
+
+
+def pip_failure(code: int, lines: list[str], cmd: Sequence[str] = ()) -> str:
+    """The one line that says why pip failed. When pip found no version because it could not reach its index (its
+    log then holds connection errors), that is what the line says, naming the index (``--index-url`` in
+    ``cmd``, else pip's "Looking in indexes" line, else ``PIP_INDEX_URL``) and the fix."""
+    errors = [ln.strip() for ln in lines if ln.strip().startswith("ERROR")] or [ln.strip() for ln in lines if ln.strip()][-1:]
+    unreachable = [m.group(1).strip().rstrip(",") for ln in lines for m in [_UNREACHABLE.search(ln)] if m]
+    if unreachable and any("No matching distribution" in e or "Could not find a version" in e for e in errors):
+        indexes = [cmd[i + 1] for i, arg in enumerate(cmd[:-1]) if arg == "--index-url"]
+        indexes += [ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("Looking in indexes:")]
+        indexes += [os.environ["PIP_INDEX_URL"]] if os.environ.get("PIP_INDEX_URL") else []
+        where = f"the package index {indexes[0]}" if indexes else "the package index"
+        return (f"pip could not reach {where} ({unreachable[-1]}): check the internet connection, or pip's index and "
+                "proxy settings (PIP_INDEX_URL, pip.conf) — pip's log says more")
+    return f"pip failed (exit {code}): {errors[0] if errors else 'no output'} — its log says more"
 
 
 def _tree_size(folder: Path) -> int:

@@ -352,6 +352,18 @@ def test_a_failed_or_cancelled_install_leaves_the_folder_as_it_was(offline_pip, 
     assert sorted(p.name for p in target.parent.iterdir()) == ["constraints.txt", target.name]
 
 
+def test_an_unreachable_index_is_named_with_the_fix(offline_pip, monkeypatch, tmp_path):
+    """Offline, pip only says it found no version; the line says the index could not be reached."""
+    monkeypatch.setenv("PIP_RETRIES", "1")
+    target = tmp_path / "python" / deps.interpreter_tag()
+    with pytest.raises(LandcoverError) as caught:
+        deps.install(target, ["fakeort>=1,<2"], Recorder(), interp=this_interpreter(), index_url="http://127.0.0.1:9/simple/")
+    message = str(caught.value)
+    assert message.startswith("pip could not reach the package index http://127.0.0.1:9/simple/ (Failed to establish"), message
+    assert "check the internet connection" in message and "\n" not in message
+    assert not target.exists()
+
+
 def test_a_build_that_does_not_import_is_not_installed(offline_pip, wheelhouse, tmp_path):
     target = tmp_path / "python" / deps.interpreter_tag()
     with pytest.raises(LandcoverError, match="does not import with QGIS' Python: ImportError: libcudart"):

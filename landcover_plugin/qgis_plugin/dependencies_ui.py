@@ -224,6 +224,7 @@ class InstallDialog(QDialog):
         self.setWindowTitle("Landcover — install dependencies" if not repair else "Landcover — repair dependencies")
         self.resize(820, 560)
         self.thread: InstallThread | None = None
+        self.busy = False  # from Install until the result is shown (the thread ends before its result arrives)
         self.result = None
         self.started_at = 0.0
         rep = report()
@@ -262,6 +263,7 @@ class InstallDialog(QDialog):
         self.cancel_button.clicked.connect(self.cancel)
         self.cancel_button.setEnabled(False)
         self.close_button = QPushButton("Close")
+        self.close_button.setObjectName("close")
         self.close_button.clicked.connect(self.reject)
         buttons = QHBoxLayout()
         buttons.addWidget(self.install_button)
@@ -276,13 +278,16 @@ class InstallDialog(QDialog):
         layout.addLayout(buttons)
 
     def running(self) -> bool:
-        return self.thread is not None and self.thread.isRunning()
+        """True from Install until the dialog shows the result: pip's thread ends a moment before its
+        queued result reaches the dialog, so the thread's own state would say done too early."""
+        return self.busy
 
     def start(self):
         if self.running():
             return
         self.log.clear()
         self.bar.setValue(0)
+        self.busy = True
         self.status.setText("Installing… (pip's log below)")
         self.install_button.setEnabled(False)
         self.close_button.setEnabled(False)
@@ -304,6 +309,12 @@ class InstallDialog(QDialog):
             self.cancel_button.setEnabled(False)
 
     def done_installing(self, result):
+        try:
+            self.show_result(result)
+        finally:
+            self.busy = False
+
+    def show_result(self, result):
         self.result = result
         self.thread.wait()
         seconds = time.perf_counter() - self.started_at

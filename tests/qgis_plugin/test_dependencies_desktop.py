@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import urllib.request
 from pathlib import Path
 
@@ -72,6 +73,26 @@ def test_every_entry_point_shows_the_message_without_python_errors(package, tmp_
     report, output = run_desktop(package, tmp_path, install=False, timeout=300)
     assert_missing_message_everywhere(report, output)
     assert not Path(report["private_dir"]).exists()  # nothing was installed by looking
+
+
+def test_the_installer_is_busy_until_it_shows_pips_result(tmp_path):
+    """pip's thread ends a moment before its queued result reaches the dialog (CI once saw the dialog
+    counted done while it still said "Installing…"). Here pip fails at once on an index that refuses
+    connections: right after the thread ends the dialog is still busy, then it shows the failure."""
+    env = {k: v for k, v in stock_environment(tmp_path).items() if not k.startswith("PIP_")}  # no local wheels
+    env.update(PIP_CONFIG_FILE=os.devnull, QT_QPA_PLATFORM="offscreen", QGIS_CUSTOM_CONFIG_PATH=str(tmp_path), PYTHONPATH=str(REPO),
+               PIP_INDEX_URL="http://127.0.0.1:9/simple/", PIP_RETRIES="1", PIP_TIMEOUT="5", PIP_NO_CACHE_DIR="1")
+    proc = subprocess.run([sys._base_executable, str(HERE / "installer_result.py")], env=env, capture_output=True, text=True,
+                          timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert report["after_click"]["running"] and report["after_click"]["status"].startswith("Installing")
+    ended = report["thread_ended"]
+    assert not ended["thread_running"] and ended["running"] and not ended["close_enabled"], ended
+    shown = report["shown"]
+    assert not shown["running"] and shown["close_enabled"] and "Not installed" in shown["status"], shown
+    assert "could not reach the package index http://127.0.0.1:9/simple/" in shown["status"], shown["status"]
+    assert not shown["private_dir_exists"], shown  # a failed install leaves nothing behind
 
 
 def index_reachable() -> str | None:
