@@ -44,6 +44,7 @@ class TrainConfig:
     label_field: str | None = None  # polygon labels: the field holding a class code or name
     ignore_codes: tuple[int, ...] = ()  # polygon field values that mean "no label"
     min_labelled: float = 0.5  # a training crop needs at least this fraction of labelled pixels
+    label_fraction: float = 1.0  # share of each pair's training columns whose labels are used (512 px stripes, spread evenly)
     architecture: str = "unet"  # "unet" or "fpn" (see network.py)
     encoder: str = "efficientnet-lite0"  # or "efficientnet-lite1", "efficientnet-lite2" (ImageNet weights)
     antialias: bool = False  # blur-pooled (anti-aliased) stride-2 layers in the encoder (network.BlurPool)
@@ -123,6 +124,7 @@ _TYPES = {
     "label_field": (lambda v: v is None or isinstance(v, str), "a field name (or null)"),
     "ignore_codes": (_list_of(lambda x: _is_int(x) or isinstance(x, str)), "a list of codes"),
     "min_labelled": (lambda v: _is_number(v) and 0 <= v <= 1, "a number in [0, 1]"),
+    "label_fraction": (lambda v: _is_number(v) and 0 < v <= 1, "a number in (0, 1]"),
     "architecture": (lambda v: isinstance(v, str), "a string"),
     "loss": (lambda v: isinstance(v, dict) and bool(v) and all(_is_number(x) and x >= 0 for x in v.values()),
              'an object of term weights, e.g. {"ce": 1, "dice": 1}'),

@@ -125,7 +125,8 @@ def load_pairs(config: TrainConfig) -> list[Pair]:
     """Read every pair fully, labels on the image's grid (see the module docstring). A 1-band label
     raster holds class codes; an RGB or paletted one is a colour-coded mask (``mask_colors``); a vector
     file holds polygons. The validation block is the rightmost ``val_fraction`` of columns, or, with
-    ``val_pairs``, whole pairs.
+    ``val_pairs``, whole pairs. With ``label_fraction`` < 1 only that share of the training columns keeps
+    its labels (``keep_label_stripes``).
 
     Raises ``LandcoverError`` for labels off the image, unknown mask colours or polygon classes, or no
     labelled pixel in the training part.
@@ -143,11 +144,30 @@ def load_pairs(config: TrainConfig) -> list[Pair]:
             split = 0 if any(v in image_path for v in config.val_pairs) else image.shape[2]
         else:
             split = int(round(image.shape[2] * (1 - config.val_fraction)))
+        if config.label_fraction < 1:
+            label = keep_label_stripes(label, split, config.label_fraction)
         pairs.append(Pair(image_path, image, label, split))
     if not any((p.label[:, :p.split_col] != IGNORE).any() for p in pairs):
         raise LandcoverError("no labelled pixel is left in the training part after the split and ignore values: "
                              "check the labels, 'ignore_codes'/'ignore_colors' and the validation split")
     return pairs
+
+
+LABEL_STRIPE = 512  # px: a FLAIR patch's width
+
+
+def keep_label_stripes(label: np.ndarray, split_col: int, fraction: float) -> np.ndarray:
+    """A copy of ``label`` ``(H, W)`` whose training columns (left of ``split_col``) keep their labels
+    only in evenly spread stripes of ``LABEL_STRIPE`` px making up ``fraction`` of them; the rest become
+    ``IGNORE`` (the image stays, as unlabelled context). Validation columns are unchanged. For a
+    learning curve: accuracy against the labelled area."""
+    out = label.copy()
+    stripes = max(1, -(-split_col // LABEL_STRIPE))
+    kept = {int(i / fraction) for i in range(max(1, round(stripes * fraction)))}  # evenly spread, the first always
+    for stripe in range(stripes):
+        if stripe not in kept:
+            out[:, stripe * LABEL_STRIPE:min((stripe + 1) * LABEL_STRIPE, split_col)] = IGNORE
+    return out
 
 
 def _resize(image: np.ndarray, rows: int, cols: int, method: int) -> np.ndarray:

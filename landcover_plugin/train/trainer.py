@@ -34,7 +34,7 @@ from ..model.metadata import ModelMetadata
 from ..model.normalise import normalise as shared_normalise
 from ..outputs import check_output_path
 from .config import TrainConfig
-from .data import IGNORE, Batch, CropSampler, Pair, degrade, load_pairs, photometric, sample_batch, uses_crop_sampler
+from .data import IGNORE, LABEL_STRIPE, Batch, CropSampler, Pair, degrade, load_pairs, photometric, sample_batch, uses_crop_sampler
 from .export import export_onnx
 from .network import build_network, pretrained_weights
 
@@ -560,6 +560,9 @@ def model_card(config: TrainConfig, result: TrainResult) -> str:
     else:
         split = (f"per scene, the rightmost {config.val_fraction:.0%} of columns is validation (a contiguous block, "
                  "never random crops)")
+    if config.label_fraction < 1:
+        split += (f"; labels kept on {config.label_fraction:.0%} of the training columns only (evenly spread "
+                  f"{LABEL_STRIPE} px stripes; the rest is unlabelled context)")
     stopped = f" (stopped early at step {result.stopped_early_at})" if result.stopped_early_at else ""
     encoder = config.encoder.replace("efficientnet-lite", "EfficientNet-Lite")
     bands = f"{len(config.input_bands)} band{'s' if len(config.input_bands) != 1 else ''} ({', '.join(config.input_bands)})"

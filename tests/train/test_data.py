@@ -191,3 +191,21 @@ def test_no_labelled_training_pixel_is_an_error(tmp_path, scene):
     gpkg = write_polygons(tmp_path / "ignore.gpkg", 2154, [(box_in("EPSG:2154", 700000, 6599988, 700016, 6600000), 9)])
     with pytest.raises(LandcoverError, match="no labelled pixel is left in the training part"):
         load_pairs(geo_config(tmp_path, image, gpkg, label_field="code", ignore_codes=[9]))
+
+
+def test_label_fraction_keeps_evenly_spread_stripes_of_the_training_labels(tmp_path):
+    """A learning curve's data point: half the training columns keep labels, in 512 px stripes spread
+    over the scene; the validation block and the image are untouched."""
+    from tests.fixtures import make_raster
+
+    image = make_raster(tmp_path / "wide.tif", np.random.default_rng(0).integers(0, 255, (3, 16, 2600), dtype=np.uint8))
+    label = make_raster(tmp_path / "wide_label.tif", np.full((1, 16, 2600), 2, np.uint8))
+    (full,) = load_pairs(geo_config(tmp_path, image, label, val_fraction=0.2))
+    (half,) = load_pairs(geo_config(tmp_path, image, label, val_fraction=0.2, label_fraction=0.5))
+    assert full.split_col == half.split_col == 2080 and (full.label == 1).all()
+    np.testing.assert_array_equal(half.image, full.image)
+    labelled = half.label[0] != IGNORE
+    assert labelled[2080:].all()  # validation unchanged
+    assert labelled[:512].all() and not labelled[512:1024].any() and labelled[1024:1536].all() and not labelled[1536:2080].any()
+    with pytest.raises(LandcoverError, match="label_fraction.*a number in \\(0, 1\\]"):
+        geo_config(tmp_path, image, label, label_fraction=0)
