@@ -32,6 +32,8 @@ def recipe_words(config: dict) -> str:
                      + (f" on {config['degrade_fraction']:.0%}" if config.get("degrade_fraction", 0.5) < 1 else ""))
     if config.get("crop_sizes"):
         parts.append("crops " + "/".join(map(str, config["crop_sizes"])))
+    if config.get("label_fraction", 1) < 1:
+        parts.append(f"label_fraction {config['label_fraction']:g}")
     if config.get("crop", 256) != 256:
         parts.append(f"crop {config['crop']}")
     for key, word in (("color_jitter", "colour"), ("haze", "haze"), ("class_balance", "balance"),

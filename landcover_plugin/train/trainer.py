@@ -561,8 +561,8 @@ def model_card(config: TrainConfig, result: TrainResult) -> str:
         split = (f"per scene, the rightmost {config.val_fraction:.0%} of columns is validation (a contiguous block, "
                  "never random crops)")
     if config.label_fraction < 1:
-        split += (f"; labels kept on {config.label_fraction:.0%} of the training columns only (evenly spread "
-                  f"{LABEL_STRIPE} px stripes; the rest is unlabelled context)")
+        split += (f"; labels kept on {config.label_fraction:g} of the training columns only, in evenly spread "
+                  f"{LABEL_STRIPE} px stripes (rounded to whole stripes; the rest is unlabelled context)")
     stopped = f" (stopped early at step {result.stopped_early_at})" if result.stopped_early_at else ""
     encoder = config.encoder.replace("efficientnet-lite", "EfficientNet-Lite")
     bands = f"{len(config.input_bands)} band{'s' if len(config.input_bands) != 1 else ''} ({', '.join(config.input_bands)})"
