@@ -26,7 +26,7 @@ from landcover_plugin.engine.reader import copy_window, open_raster  # noqa: E40
 from landcover_plugin.engine.windows import PixelWindow  # noqa: E402
 from landcover_plugin.metrics import confusion_matrix, scores  # noqa: E402
 from landcover_plugin.train.config import load_config  # noqa: E402
-from landcover_plugin.train.data import code_lut  # noqa: E402
+from landcover_plugin.train.data import code_lut, split_column  # noqa: E402
 
 
 def resampled(path: Path, pixel_size: float, how: str, out: Path) -> Path:
@@ -46,7 +46,7 @@ def validation_blocks(config, work: Path, pixel_size: float | None = None, image
     coarser = bool(pixel_size) and pixel_size > config.gsd
     for image_path, label_path in config.pairs:
         lab = open_raster(label_path)
-        split = int(round(lab.RasterXSize * (1 - config.val_fraction)))
+        split = split_column(image_path, lab.RasterXSize, config.val_fraction)
         win = PixelWindow(split, 0, lab.RasterXSize - split, lab.RasterYSize)
         labels = copy_window(lab, win, work / "labels.tif")
         block = copy_window(open_raster(image_path), win, work / "block.tif") if images else None

@@ -19,7 +19,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from landcover_plugin.engine.reader import open_raster  # noqa: E402
-from landcover_plugin.train.data import IGNORE, keep_label_stripes  # noqa: E402
+from landcover_plugin.train.data import IGNORE, keep_label_stripes, split_column  # noqa: E402
 
 
 def local(path: str) -> Path:
@@ -31,15 +31,15 @@ def local(path: str) -> Path:
 
 
 def labelled_pixels(config: dict) -> tuple[int, int]:
-    """(labelled, total) pixels of the training part of every pair (the right ``val_fraction`` of
-    columns is validation), labels kept in ``keep_label_stripes``' stripes; from the rasters' sizes."""
+    """(labelled, total) pixels of the training part of every pair (``split_column``), labels kept in
+    ``keep_label_stripes``' stripes; from the rasters' sizes."""
     labelled = total = 0
     fraction = config.get("label_fraction", 1.0)
     for image, _ in config["pairs"]:
         dataset = open_raster(local(image))
         width, height = dataset.RasterXSize, dataset.RasterYSize
         dataset = None
-        split = int(round(width * (1 - config.get("val_fraction", 0.2))))
+        split = split_column(image, width, config.get("val_fraction", 0.2), config.get("val_pairs", ()))
         row = np.zeros((1, width), np.uint8)
         kept = keep_label_stripes(row, split, fraction) if fraction < 1 else row
         labelled += int((kept[0, :split] != IGNORE).sum()) * height

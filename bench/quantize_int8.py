@@ -26,6 +26,7 @@ sys.path.insert(0, str(REPO))
 from bench.classify_speed import model_only  # noqa: E402
 from landcover_plugin.model.adapter import OnnxModel  # noqa: E402
 from landcover_plugin.train.config import load_config  # noqa: E402
+from landcover_plugin.train.data import split_column  # noqa: E402
 
 
 class Tiles(CalibrationDataReader):
@@ -37,7 +38,7 @@ class Tiles(CalibrationDataReader):
         for i in range(count):
             image_path = config.pairs[i % len(config.pairs)][0]
             with rasterio.open(image_path) as src:
-                train_cols = int(round(src.width * (1 - config.val_fraction)))
+                train_cols = split_column(image_path, src.width, config.val_fraction)
                 col = int(rng.integers(0, train_cols - tile + 1))
                 row = int(rng.integers(0, src.height - tile + 1))
                 x = src.read(window=Window(col, row, tile, tile)).astype(np.float32)[None]

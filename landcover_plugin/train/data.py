@@ -7,6 +7,7 @@ CRS. A 1-band config (``input_bands: ["gray"]``) turns RGB images into luma (ITU
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -140,10 +141,7 @@ def load_pairs(config: TrainConfig) -> list[Pair]:
             label = rasterize_polygons(img, image_path, label_path, config)
         else:
             label = label_raster_on_grid(img, image_path, label_path, config, lut)
-        if config.val_pairs:
-            split = 0 if any(v in image_path for v in config.val_pairs) else image.shape[2]
-        else:
-            split = int(round(image.shape[2] * (1 - config.val_fraction)))
+        split = split_column(image_path, image.shape[2], config.val_fraction, config.val_pairs)
         if config.label_fraction < 1:
             label = keep_label_stripes(label, split, config.label_fraction)
         pairs.append(Pair(image_path, image, label, split))
@@ -151,6 +149,14 @@ def load_pairs(config: TrainConfig) -> list[Pair]:
         raise LandcoverError("no labelled pixel is left in the training part after the split and ignore values: "
                              "check the labels, 'ignore_codes'/'ignore_colors' and the validation split")
     return pairs
+
+
+def split_column(image_path: str, width: int, val_fraction: float, val_pairs: Sequence[str] = ()) -> int:
+    """The first validation column of a pair ``width`` px wide: the rightmost ``val_fraction`` of columns
+    is validation, or with ``val_pairs`` the whole pair (0) when its path contains one of them, else none."""
+    if val_pairs:
+        return 0 if any(v in image_path for v in val_pairs) else width
+    return int(round(width * (1 - val_fraction)))
 
 
 LABEL_STRIPE = 512  # px: a FLAIR patch's width
