@@ -33,7 +33,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
 import platform
 import time
 import warnings
@@ -41,20 +40,18 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads OpenMP: spinning waits slow shared CPUs
+import numpy as np
+from osgeo import gdal, ogr
 
-import numpy as np  # noqa: E402
-from osgeo import gdal, ogr  # noqa: E402
-
-from ..engine.grid import Grid  # noqa: E402
-from ..engine.reader import gdal_errors, grid_of, on_grid, open_raster, open_source, transform_bounds  # noqa: E402
-from ..engine.resample import parse_gsd_option, plan_resolution  # noqa: E402
-from ..engine.windows import PixelWindow  # noqa: E402
-from ..errors import LandcoverError  # noqa: E402
-from ..feedback import Feedback, RecordingFeedback  # noqa: E402
-from ..metrics import confusion_matrix, scores  # noqa: E402
-from ..outputs import AtomicOutputs, check_output_path  # noqa: E402
-from ..polygons import VECTOR_SUFFIXES, burn_polygons  # noqa: E402
+from ..engine.grid import Grid
+from ..engine.reader import gdal_errors, grid_of, on_grid, open_raster, open_source, transform_bounds
+from ..engine.resample import parse_gsd_option, plan_resolution
+from ..engine.windows import PixelWindow
+from ..errors import LandcoverError
+from ..feedback import Feedback, RecordingFeedback
+from ..metrics import confusion_matrix, scores
+from ..outputs import AtomicOutputs, check_output_path
+from ..polygons import VECTOR_SUFFIXES, burn_polygons
 
 IGNORE = 255
 DEFAULT_MINUTES = 3.0

@@ -435,7 +435,8 @@ def train(config: TrainConfig, output: str | Path, run_dir: str | Path, weights_
         val_present=dict(zip([c.name for c in config.classes], best["present"])),
         confusion=best["confusion"], train_seconds=round(time.time() - start),
         device=(f"GPU ({torch.cuda.get_device_name(device)}, mixed precision)" if amp else
-                f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"),
+                f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
+                f"{torch.backends.cpu.get_cpu_capability()} kernels)"),
         torch=torch.__version__, seed=config.seed, command=command, run_dir=run_dir, output=Path(output))
     (run_dir / "summary.json").write_text(json.dumps(result.to_json(), indent=2))
     Path(output).with_suffix(".md").write_text(model_card(config, result))

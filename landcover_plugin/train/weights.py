@@ -29,21 +29,18 @@ from __future__ import annotations
 
 import inspect
 import json
-import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads OpenMP: spinning waits slow shared CPUs
+import numpy as np
+import torch
+from torch import nn
+from torch.overrides import TorchFunctionMode
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
-from torch.overrides import TorchFunctionMode  # noqa: E402
-
-from ..errors import LandcoverError, ModelError  # noqa: E402
-from ..model.metadata import ModelMetadata  # noqa: E402
-from ..model.normalise import Normaliser  # noqa: E402
-from . import network  # noqa: E402
+from ..errors import LandcoverError, ModelError
+from ..model.metadata import ModelMetadata
+from ..model.normalise import Normaliser
+from . import network
 
 TOLERANCE = 1e-3  # max |probability difference| between the recovered network and the file
 FRONT_PREFIX = "landcover_"  # nodes and constants the peer-compatible export puts in front of the network

@@ -1,6 +1,9 @@
 """A tiny training run on a real FLAIR tile pair: run folder, ONNX export matching PyTorch, classify."""
 import csv
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -12,6 +15,7 @@ onnx = pytest.importorskip("onnx")
 from landcover_plugin.engine.classify import ClassifyParams, classify  # noqa: E402
 from landcover_plugin.errors import LandcoverError  # noqa: E402
 from landcover_plugin.model.adapter import OnnxModel  # noqa: E402
+from landcover_plugin.train import cpu_has_avx2  # noqa: E402
 from landcover_plugin.train.config import load_config  # noqa: E402
 from landcover_plugin.train.network import EfficientLiteUNet  # noqa: E402
 from landcover_plugin.train.trainer import metadata_for, normalise, train  # noqa: E402
@@ -44,6 +48,22 @@ def test_few_steps_write_a_run_folder_and_a_model_classify_runs(tmp_path, tiny_c
     with rasterio.open(result.output) as dst:
         assert set(np.unique(dst.read(1))) <= set(meta.class_values)
 
+
+
+@pytest.mark.skipif(not cpu_has_avx2(), reason="the kernel pin is for x86-64 CPUs with AVX2 (read from /proc/cpuinfo)")
+def test_a_cli_run_uses_avx2_kernels_so_avx512_machines_train_the_same_weights(tmp_path, tiny_config):
+    """`landcover train` pins PyTorch and oneDNN to AVX2: a plain run gives the weights of a run with
+    AVX2 forced by hand (on an AVX-512 CPU the default kernels round differently) and says so."""
+    env = {k: v for k, v in os.environ.items() if k not in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA")}
+    forced = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+    weights = {}
+    for name, extra in (("plain", {}), ("forced", forced)):
+        subprocess.run([sys.executable, "-m", "landcover_plugin", "train", "--config", str(tmp_path / "tiny.json"),
+                        "--output", str(tmp_path / f"{name}.onnx"), "--run-dir", str(tmp_path / name)],
+                       env={**env, **extra}, cwd=REPO, check=True, capture_output=True)
+        weights[name] = torch.load(tmp_path / name / "last.pt", weights_only=True)
+    assert json.loads((tmp_path / "plain" / "summary.json").read_text())["device"].endswith(", AVX2 kernels)")
+    assert all(torch.equal(weights["plain"][k], weights["forced"][k]) for k in weights["forced"])
 
 def test_exported_onnx_matches_pytorch(tmp_path, tiny_config):
     from landcover_plugin.train.export import export_onnx
