@@ -285,7 +285,8 @@ def verify(rec: Recovered, model, seed: int = 0) -> float:
 def recover(path: str | Path) -> Recovered:
     """The trainable network of the model file ``path`` (module docstring). Raises ``LandcoverError``
     in one line when its weights cannot be recovered, ``ImportError`` when PyTorch, onnx or the
-    encoder package is missing."""
+    encoder package is missing. PyTorch's global random state is left as it was, so a training run
+    that starts from the file draws the same crops and jitter however many networks were tried."""
     from ..model.adapter import OnnxModel
 
     path = Path(path)
@@ -299,10 +300,11 @@ def recover(path: str | Path) -> Recovered:
     first_w = consts.get(first.input[1]) if first is not None and len(first.input) > 1 else None
     num_bands = int(model.num_bands or 0)  # set when the model opens
     in_channels = int(first_w.shape[1]) if first_w is not None and first_w.ndim == 4 else num_bands
-    torch.manual_seed(0)
     for spec in specs:
         try:
-            net = build(spec, meta.num_classes, in_channels)
+            with torch.random.fork_rng(devices=[]):  # the caller's random stream (a training run's) is left as it was
+                torch.manual_seed(0)
+                net = build(spec, meta.num_classes, in_channels)
             assign(net, in_channels, convs, consts)
         except LandcoverError as exc:
             reasons.append(f"{spec.text()}: {exc}")

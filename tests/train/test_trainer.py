@@ -220,3 +220,24 @@ def test_a_run_from_init_model_starts_from_its_weights(tmp_path, tiny_config):
     before, after = OnnxModel(base, "cpu").predict(raw), OnnxModel(tmp_path / "again.onnx", "cpu").predict(raw)
     assert np.abs(after - before).max() < 1e-3
     assert result.val_miou > 0.3  # the shipped model's quality from the first evaluation, not a fresh network's
+
+
+def test_a_run_from_an_onnx_init_model_does_not_depend_on_how_its_network_was_found(tmp_path, tiny_config):
+    """Recovering an ONNX init_model's network leaves the run's random stream alone: the same file
+    without the network in its metadata (every network Landcover builds is tried) trains to the
+    same weights."""
+    from dataclasses import replace
+
+    fpn = replace(tiny_config, architecture="fpn")  # not the first network tried
+    train(fpn, tmp_path / "named.onnx", tmp_path / "named")
+    bare = onnx.load(tmp_path / "named.onnx")
+    kept = [p for p in bare.metadata_props if p.key not in ("architecture", "encoder")]
+    del bare.metadata_props[:]
+    bare.metadata_props.extend(kept)
+    onnx.save(bare, tmp_path / "bare.onnx")
+    weights = []
+    for name in ("named", "bare"):
+        config = replace(fpn, init_model=str(tmp_path / f"{name}.onnx"), steps=2, eval_every=2)
+        train(config, tmp_path / f"from-{name}.onnx", tmp_path / f"from-{name}")
+        weights.append(torch.load(tmp_path / f"from-{name}" / "last.pt", weights_only=True))
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
