@@ -88,7 +88,7 @@ STAGE2 = --steps 600 --set eval_every=200 --set lr=0.0003 --set schedule=cosine 
 # Reproduces models/flair-rgb.onnx (fixed seed, CPU, two stages); see models/flair-rgb.md.
 train-flair: setup
 	$(VENV)/bin/landcover train --config models/flair-rgb.train.json --output runs/flair-rgb-stage1.onnx --run-dir runs/flair-rgb-stage1
-	$(VENV)/bin/landcover train --config models/flair-rgb.train.json --set init_model=runs/flair-rgb-stage1.onnx $(STAGE2) \
+	$(VENV)/bin/landcover train --config models/flair-rgb.train.json --set init_model=runs/flair-rgb-stage1.onnx $(STAGE2) --set version='"1.1.1"' \
 	  --output models/flair-rgb.onnx --run-dir runs/flair-rgb
 
 # The real QGIS desktop under Xvfb, with the demo's class map beside its input: docs/qgis_classified.png
