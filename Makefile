@@ -83,7 +83,7 @@ bench: setup
 
 # The second training stage of every bundled model (models/*.md): from the stage-1 model, scale jitter and detail loss.
 STAGE2 = --steps 600 --set eval_every=200 --set lr=0.0003 --set schedule=cosine --set 'scale_jitter=[0.5, 2]' \
-  --set scale_jitter_fraction=0.5 --set 'degrade=[1, 2.5]' --set degrade_fraction=0.3 --set version='"1.1"'
+  --set scale_jitter_fraction=0.5 --set 'degrade=[1, 2.5]' --set degrade_fraction=0.3
 
 # Reproduces models/flair-rgb.onnx (fixed seed, CPU, two stages); see models/flair-rgb.md.
 train-flair: setup
@@ -136,13 +136,13 @@ live-bench: setup
 # Reproduces models/dubai-rgb.onnx (fixed seed, CPU, two stages); see models/dubai-rgb.md.
 train-dubai: setup
 	$(VENV)/bin/landcover train --config models/dubai-rgb.train.json --output runs/dubai-rgb-stage1.onnx --run-dir runs/dubai-rgb-stage1
-	$(VENV)/bin/landcover train --config models/dubai-rgb.train.json --set init_model=runs/dubai-rgb-stage1/best.pt $(STAGE2) \
+	$(VENV)/bin/landcover train --config models/dubai-rgb.train.json --set init_model=runs/dubai-rgb-stage1/best.pt $(STAGE2) --set version='"1.1"' \
 	  --output models/dubai-rgb.onnx --run-dir runs/dubai-rgb
 
 # Reproduces models/dubai-grey.onnx: the same data as greyscale (luma), 1-band input, two stages; see models/dubai-grey.md.
 train-dubai-grey: setup
 	$(VENV)/bin/landcover train --config models/dubai-grey.train.json --output runs/dubai-grey-stage1.onnx --run-dir runs/dubai-grey-stage1
-	$(VENV)/bin/landcover train --config models/dubai-grey.train.json --set init_model=runs/dubai-grey-stage1/best.pt $(STAGE2) \
+	$(VENV)/bin/landcover train --config models/dubai-grey.train.json --set init_model=runs/dubai-grey-stage1/best.pt $(STAGE2) --set version='"1.1"' \
 	  --output models/dubai-grey.onnx --run-dir runs/dubai-grey
 
 clean:

@@ -49,7 +49,6 @@ def test_few_steps_write_a_run_folder_and_a_model_classify_runs(tmp_path, tiny_c
         assert set(np.unique(dst.read(1))) <= set(meta.class_values)
 
 
-
 @pytest.mark.skipif(not cpu_has_avx2(), reason="the kernel pin is for x86-64 CPUs with AVX2 (read from /proc/cpuinfo)")
 def test_a_cli_run_uses_avx2_kernels_so_avx512_machines_train_the_same_weights(tmp_path, tiny_config):
     """`landcover train` pins PyTorch and oneDNN to AVX2: a plain run gives the weights of a run with
