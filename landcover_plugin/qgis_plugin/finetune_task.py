@@ -99,7 +99,6 @@ class FinetuneTask(QgsTask):
             (folder / "params.json").write_text(json.dumps(params))
             env = dict(os.environ)
             env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p and os.path.isdir(p))
-            env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
             with open(folder / "stderr.txt", "w") as err:
                 proc = subprocess.Popen([likely_python(), "-m", "landcover_plugin.train.finetune_worker",
                                          str(folder / "params.json")], stdout=subprocess.PIPE, stderr=err, text=True, env=env,
